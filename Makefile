@@ -1,0 +1,32 @@
+# Reproduction study of adaptive-computation transformers. `make` lists the targets.
+PYTHON_BOOT ?= python3
+VENV        ?= .venv
+PY          := $(VENV)/bin/python
+PROFILE     ?= auto
+NB          ?=
+
+.PHONY: help setup reproduce report test clean
+
+help:  ## list the targets
+	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@echo "  options: PROFILE=auto|smoke|cpu|gpu|paper  NB=01_parity"
+
+setup:  ## create .venv with torch 2.14.1 and the project (editable), register the Jupyter kernel
+	$(PYTHON_BOOT) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet torch==2.14.1 torchvision==0.29.1
+	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m ipykernel install --user --name repro --display-name "Python (repro)"
+	@$(PY) -c "import torch, repro; print('setup: .venv ready, torch', torch.__version__, '| CUDA:', torch.cuda.is_available(), '| kernel \"Python (repro)\" registered')"
+
+reproduce:  ## run every notebook (or NB=...) with PROFILE, write results/ and figures/, build the report
+	$(PY) -m repro.reproduce --profile $(PROFILE) $(if $(NB),--nb $(NB))
+
+report:  ## rebuild report/index.html from the committed results/ and figures/ (no training)
+	$(PY) -m repro.reproduce --report-only
+
+test:  ## unit tests and a smoke run of every notebook (never touches results/ or figures/)
+	$(PY) -m pytest
+
+clean:  ## remove build/ and report/
+	rm -rf build report

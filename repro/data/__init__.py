@@ -1,0 +1,2 @@
+"""Datasets and generators, one module per task. Generators take explicit seeds and never touch
+the global random state."""

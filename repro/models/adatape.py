@@ -1,0 +1,212 @@
+"""AdaTape (Xue et al., ICML 2023): elastic input sequences through a tape bank and Adaptive
+Tape Reading (ATR).
+
+For each example a query q reads a variable number of tape tokens from a bank and appends them
+to the token sequence; the encoder is otherwise a plain Transformer. ATR, as in the official
+release (paper notes, section 2.2), with k = T / tau candidates per step:
+
+    c_j = LN(q)[:d_k] . LN(b_j)[:d_k]                       scores of the unused bank entries
+    w   = softmax(c_topk / sqrt(d_k))                       merge weights of the k best entries
+    z_t = sum_j w_j LN(b_j)                                 one tape token per step
+    h  <- h + max_j w_j,   stop once h >= tau               halting budget tau
+    R  <- R + 1 - sum_j w_j^2                               Gini impurity of the selection
+    q  <- (q + z_t[:d_k]) / 2                               query update
+
+Since max_j w_j >= 1/k, every example halts within k * tau = T steps. The tape loss
+lambda * mean_b R_b charges every step read and rewards peaked selections.
+"""
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from repro.config import StrictConfig, choice
+from repro.nn import EncoderBlock, GatedMLP, masked_mean
+
+IMPURITIES = ("gini", "max")
+
+
+@dataclass
+class TapeReading:
+    tokens: torch.Tensor     # (batch, T, width), padded to T slots
+    mask: torch.Tensor       # (batch, T), True for the slots read before halting
+    length: torch.Tensor     # (batch,) number of tape tokens read
+    impurity: torch.Tensor   # (batch,) R_b, the tape loss before its weight
+    selected: torch.Tensor   # (batch, bank) how often each bank entry entered a read token
+
+
+class AdaptiveTapeReader(nn.Module):
+    """Adaptive Tape Reading: reads at most `max_tape` tokens under the halting budget `budget`."""
+
+    def __init__(self, width: int, key_width: int, max_tape: int, budget: float, impurity: str = "gini"):
+        super().__init__()
+        choice("impurity", impurity, IMPURITIES)
+        candidates = max_tape / budget
+        if candidates != int(candidates) or candidates < 1:
+            raise ValueError(f"max_tape / budget = {max_tape} / {budget} must be a whole number >= 1: it is "
+                             "the number of candidates per step, and it guarantees halting within max_tape")
+        if not 0 < key_width <= width:
+            raise ValueError(f"key_width must lie in 1..{width}, got {key_width}")
+        self.key_width, self.max_tape, self.budget = key_width, max_tape, budget
+        self.candidates, self.impurity_kind = int(candidates), impurity
+        # One LayerNorm for the query and every bank entry, as in the release ("bank_norm").
+        self.norm = nn.LayerNorm(width)
+
+    def forward(self, query: torch.Tensor, bank: torch.Tensor) -> TapeReading:
+        """query (batch, width); bank (batch, entries, width) for an input-driven bank or
+        (entries, width) for a learnable one shared by all examples."""
+        batch = len(query)
+        if bank.dim() == 2:
+            bank = bank.expand(batch, -1, -1)
+        if bank.shape[1] < self.candidates:
+            raise ValueError(f"the bank has {bank.shape[1]} entries, fewer than the {self.candidates} candidates "
+                             "read per step")
+        values = self.norm(bank)
+        keys = values[..., : self.key_width]
+        q = self.norm(query)[:, : self.key_width]
+        halting = query.new_zeros(batch)
+        impurity = query.new_zeros(batch)
+        length = torch.zeros(batch, dtype=torch.long, device=query.device)
+        used = torch.zeros(bank.shape[:2], device=query.device)
+        tokens = []
+        for _ in range(self.max_tape):
+            running = halting < self.budget
+            if not running.any():
+                tokens.append(torch.zeros_like(values[:, 0]))
+                continue
+            scores = torch.einsum("bmk,bk->bm", keys, q)
+            # Entries already merged into an earlier token rank below every unused one.
+            index = (scores - 1e9 * used).topk(self.candidates, dim=1).indices
+            weights = F.softmax(scores.gather(1, index) / self.key_width ** 0.5, dim=1)
+            step = weights.amax(dim=1)
+            stops = running & (halting + step >= self.budget)
+            active = running.float()
+            impurity = impurity + active * self.step_impurity(weights)
+            halting = torch.where(stops, torch.full_like(halting, self.budget),
+                                  halting + step * (running & ~stops).float())
+            length = length + running.long()
+            token = torch.einsum("bk,bkw->bw", weights, values.gather(1, index[..., None].expand(-1, -1, values.shape[2])))
+            tokens.append(token)
+            used = used.scatter_add(1, index, running.float()[:, None].expand_as(index))
+            q = (q + token[:, : self.key_width]) / 2
+        slots = torch.arange(self.max_tape, device=query.device)
+        return TapeReading(torch.stack(tokens, dim=1), slots[None] < length[:, None], length, impurity, used)
+
+    def step_impurity(self, weights: torch.Tensor) -> torch.Tensor:
+        if self.impurity_kind == "gini":
+            return 1 - (weights ** 2).sum(dim=1)
+        return 1 - weights.amax(dim=1)
+
+
+class TapeEncoderBlock(EncoderBlock):
+    """Encoder block whose last `tape_slots` positions (the tape) use their own GLU feed-forward
+    network; attention, norms and residuals are shared with the input tokens."""
+
+    def __init__(self, width: int, heads: int, mlp_hidden: int, tape_slots: int, dropout: float = 0.0):
+        super().__init__(width, heads, mlp_hidden, dropout)
+        self.tape_slots = tape_slots
+        self.tape_mlp = GatedMLP(width, mlp_hidden, dropout)
+
+    def feed_forward(self, x: torch.Tensor) -> torch.Tensor:
+        split = x.shape[1] - self.tape_slots
+        return torch.cat([self.mlp(x[:, :split]), self.tape_mlp(x[:, split:])], dim=1)
+
+
+@dataclass
+class AdaTapeEncoderConfig(StrictConfig):
+    width: int = 64
+    heads: int = 4
+    layers: int = 4
+    mlp_hidden: int = 256
+    max_tape: int = 10
+    budget: float = 2.0
+    insert_after: int = 1
+    separate_tape_ffn: bool = False
+    impurity: str = "gini"
+    dropout: float = 0.0
+
+
+class AdaTapeEncoder(nn.Module):
+    """Blocks before `insert_after` see the input tokens only; then ATR reads a tape with the
+    mean of the token states as query, the tape passes through a GLU MLP (no residual, as in the
+    release) and is appended after the tokens; the remaining blocks see both, padded tape slots
+    masked out of the attention keys."""
+
+    def __init__(self, config: AdaTapeEncoderConfig):
+        super().__init__()
+        if not 0 <= config.insert_after <= config.layers:
+            raise ValueError(f"insert_after must lie in 0..{config.layers}, got {config.insert_after}")
+        self.config = config
+        c = config
+        self.blocks = nn.ModuleList(
+            TapeEncoderBlock(c.width, c.heads, c.mlp_hidden, c.max_tape, c.dropout)
+            if c.separate_tape_ffn and index >= c.insert_after
+            else EncoderBlock(c.width, c.heads, c.mlp_hidden, c.dropout)
+            for index in range(c.layers))
+        self.reader = AdaptiveTapeReader(c.width, c.width // c.heads, c.max_tape, c.budget, c.impurity)
+        self.tape_mlp = GatedMLP(c.width, c.mlp_hidden, c.dropout)
+
+    def forward(self, x: torch.Tensor, bank: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, TapeReading]:
+        """x (batch, tokens, width) -> (states (batch, tokens + T, width), valid-token mask, the reading)."""
+        for block in self.blocks[: self.config.insert_after]:
+            x = block(x)
+        reading = self.reader(x.mean(dim=1), bank)
+        x = torch.cat([x, self.tape_mlp(reading.tokens)], dim=1)
+        mask = torch.cat([torch.ones(x.shape[0], x.shape[1] - self.config.max_tape, dtype=torch.bool,
+                                     device=x.device), reading.mask], dim=1)
+        for block in self.blocks[self.config.insert_after:]:
+            x = block(x, mask)
+        return x, mask, reading
+
+    def token_layers(self, tokens: int, reading: TapeReading) -> torch.Tensor:
+        """Token positions times blocks per example, counting only the tape slots actually read."""
+        layers_after = len(self.blocks) - self.config.insert_after
+        return (tokens * len(self.blocks) + reading.length * layers_after).float()
+
+
+BANKS = ("input", "learnable")
+
+
+@dataclass
+class AdaTapeParityConfig(StrictConfig):
+    length: int
+    classes: int = 2
+    symbols: int = 3
+    bank: str = "input"
+    bank_size: int = 32
+    tape_loss_weight: float = 0.01
+    encoder: dict | None = None
+
+
+class AdaTapeParity(nn.Module):
+    """AdaTape's parity model (release: `adatape-parity`). The whole one-hot vector becomes a
+    single input token; the bank is either input-driven (the per-element embeddings, no position
+    embedding) or a learnable table shared by all inputs. Classifier: mean of the valid tokens."""
+
+    def __init__(self, config: AdaTapeParityConfig):
+        super().__init__()
+        choice("bank", config.bank, BANKS)
+        self.config = config
+        encoder = AdaTapeEncoderConfig.from_dict(config.encoder or {})
+        self.input_token = nn.Linear(config.length * config.symbols, encoder.width)
+        if config.bank == "input":
+            self.element_embedding = nn.Embedding(config.symbols, encoder.width)
+        else:
+            self.bank = nn.Parameter(torch.nn.init.trunc_normal_(torch.empty(config.bank_size, encoder.width),
+                                                                 std=0.02, a=-0.04, b=0.04))
+        self.encoder = AdaTapeEncoder(encoder)
+        self.norm = nn.LayerNorm(encoder.width)
+        self.head = nn.Linear(encoder.width, config.classes)
+
+    def forward(self, tokens: torch.Tensor) -> tuple[torch.Tensor, dict]:
+        one_hot = F.one_hot(tokens, self.config.symbols).float()
+        x = self.input_token(one_hot.flatten(1)).unsqueeze(1)
+        bank = self.element_embedding(tokens) if self.config.bank == "input" else self.bank
+        states, mask, reading = self.encoder(x, bank)
+        # DEVIATION: [adatape-masked-mean] the release's GAP also averages padded tape slots.
+        pooled = masked_mean(states, mask)
+        aux = {"tape_length": reading.length, "penalty": self.config.tape_loss_weight * reading.impurity,
+               "selected": reading.selected, "token_layers": self.encoder.token_layers(1, reading)}
+        return self.head(self.norm(pooled)), aux

@@ -1,0 +1,88 @@
+"""Shared transformer blocks: attention through `scaled_dot_product_attention`, MLPs, the
+pre-LN encoder block."""
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class MLP(nn.Module):
+    """Position-wise feed-forward network: Linear -> GELU -> Linear."""
+
+    def __init__(self, width: int, hidden: int, dropout: float = 0.0):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(width, hidden), nn.GELU(), nn.Dropout(dropout),
+                                 nn.Linear(hidden, width))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+class GatedMLP(nn.Module):
+    """GLU feed-forward network, out = W_2 (a * sigmoid(b)) with [a; b] = W_1 x (AdaTape's tape MLP)."""
+
+    def __init__(self, width: int, hidden: int, dropout: float = 0.0):
+        super().__init__()
+        self.inner = nn.Linear(width, 2 * hidden)
+        self.dropout = nn.Dropout(dropout)
+        self.outer = nn.Linear(hidden, width)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a, b = self.inner(x).chunk(2, dim=-1)
+        return self.outer(self.dropout(a * torch.sigmoid(b)))
+
+
+class SelfAttention(nn.Module):
+    """Multi-head self-attention, softmax(Q K^T / sqrt(d_h) + mask) V, with a key padding mask.
+
+    `key_mask` (batch, tokens) is True for tokens that may be attended to; masked tokens still
+    act as queries, their rows are simply ignored downstream.
+    """
+
+    def __init__(self, width: int, heads: int, dropout: float = 0.0):
+        super().__init__()
+        if width % heads:
+            raise ValueError(f"width {width} is not divisible by heads {heads}")
+        self.heads = heads
+        self.qkv = nn.Linear(width, 3 * width)
+        self.out = nn.Linear(width, width)
+        self.dropout = dropout
+
+    def forward(self, x: torch.Tensor, key_mask: torch.Tensor | None = None) -> torch.Tensor:
+        batch, tokens, width = x.shape
+        q, k, v = self.qkv(x).view(batch, tokens, 3, self.heads, width // self.heads).permute(2, 0, 3, 1, 4)
+        mask = None if key_mask is None else key_mask[:, None, None, :]
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask,
+                                           dropout_p=self.dropout if self.training else 0.0)
+        return self.out(y.transpose(1, 2).reshape(batch, tokens, width))
+
+
+class EncoderBlock(nn.Module):
+    """Pre-LN transformer block: h = x + Attn(LN(x)); y = h + MLP(LN(h))."""
+
+    def __init__(self, width: int, heads: int, mlp_hidden: int, dropout: float = 0.0):
+        super().__init__()
+        self.attention_norm = nn.LayerNorm(width)
+        self.attention = SelfAttention(width, heads, dropout)
+        self.mlp_norm = nn.LayerNorm(width)
+        self.mlp = MLP(width, mlp_hidden, dropout)
+
+    def forward(self, x: torch.Tensor, key_mask: torch.Tensor | None = None) -> torch.Tensor:
+        h = x + self.attention(self.attention_norm(x), key_mask)
+        return h + self.feed_forward(self.mlp_norm(h))
+
+    def feed_forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The MLP sublayer; subclasses route some tokens through another network."""
+        return self.mlp(x)
+
+
+def masked_mean(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """Mean over the token axis of (batch, tokens, width), counting only tokens where mask is True."""
+    if mask is None:
+        return x.mean(dim=1)
+    weights = mask.to(x.dtype).unsqueeze(-1)
+    return (x * weights).sum(dim=1) / weights.sum(dim=1).clamp_min(1.0)
+
+
+def count_parameters(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters() if p.requires_grad)

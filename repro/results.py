@@ -1,0 +1,105 @@
+"""The results contract: one JSON per notebook with provenance, claims and tables, and figures
+stamped with the same provenance.
+
+`results/<stem>.json` = {"provenance": {...}, "claims": [...], "tables": {...}}; `99_report`
+reads only these files and `figures/`.
+"""
+
+import json
+import platform
+import subprocess
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from repro import ROOT
+from repro.claims import check_verdict, claim
+from repro.deviations import DEVIATIONS
+
+
+def git_state() -> tuple[str, bool]:
+    """(commit sha, dirty flag) of the checkout; ("unknown", True) outside git."""
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True,
+                             text=True, check=True).stdout.strip()
+        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+                                capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown", True
+    return sha, bool(status.strip())
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+
+
+def mean_std(values) -> dict:
+    """{"mean", "std", "n"} over seeds; std is the sample std (0 for one seed)."""
+    series = pd.Series(list(values), dtype=float)
+    return {"mean": float(series.mean()), "std": float(series.std(ddof=1)) if len(series) > 1 else 0.0,
+            "n": int(len(series))}
+
+
+class Run:
+    """Collects one notebook's claims, tables and figures, and writes them with provenance.
+
+    `results_dir` and `figures_dir` are parameters so tests write into a temporary folder and
+    never over the committed reference run.
+    """
+
+    def __init__(self, stem: str, profile: str, device: torch.device, seeds: dict,
+                 results_dir: str | Path, figures_dir: str | Path):
+        self.stem = stem
+        self.results_dir = ROOT / results_dir
+        self.figures_dir = ROOT / figures_dir
+        self.started = time.time()
+        sha, dirty = git_state()
+        self.provenance = {
+            "notebook": stem, "git_sha": sha, "git_dirty": dirty, "profile": profile,
+            "device": device_name(device), "torch": torch.__version__, "python": platform.python_version(),
+            "seeds": seeds, "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        }
+        self.claims: list[dict] = []
+        self.tables: dict[str, list[dict]] = {}
+
+    def add_claim(self, claim_id: str, metric: str, ours: dict | None, verdict: str,
+                  evidence: str, deviations: tuple[str, ...] = ()) -> None:
+        """Record the verdict on one claim; `ours` is `mean_std(...)` of the metric over seeds."""
+        spine = claim(claim_id)
+        check_verdict(verdict)
+        unknown = [d for d in deviations if d not in DEVIATIONS]
+        if unknown:
+            raise ValueError(f"unknown deviation id(s) {unknown}; known: {sorted(DEVIATIONS)}")
+        self.claims.append({"id": claim_id, "paper": spine.paper, "statement": spine.statement,
+                            "metric": metric, "paper_value": spine.paper_value, "ours": ours,
+                            "verdict": verdict, "evidence": evidence, "deviations": list(deviations)})
+
+    def add_table(self, name: str, table: pd.DataFrame) -> None:
+        self.tables[name] = json.loads(table.reset_index().to_json(orient="records"))
+
+    def save_figure(self, figure, what: str) -> Path:
+        """Save `figures/<stem>_<what>.png` with the provenance in the PNG metadata."""
+        self.figures_dir.mkdir(parents=True, exist_ok=True)
+        path = self.figures_dir / f"{self.stem}_{what}.png"
+        stamp = {key: str(value) for key, value in self.provenance.items()}
+        figure.savefig(path, dpi=120, bbox_inches="tight", metadata=stamp)
+        return path
+
+    def write(self) -> Path:
+        self.provenance["wall_seconds"] = round(time.time() - self.started, 1)
+        self.results_dir.mkdir(parents=True, exist_ok=True)
+        path = self.results_dir / f"{self.stem}.json"
+        document = {"provenance": self.provenance, "claims": self.claims, "tables": self.tables}
+        path.write_text(json.dumps(document, indent=2) + "\n")
+        return path
+
+
+def load_results(results_dir: str | Path = "results") -> dict[str, dict]:
+    """Every `<stem>.json` under `results_dir`, keyed by notebook stem."""
+    return {path.stem: json.loads(path.read_text()) for path in sorted((ROOT / results_dir).glob("*.json"))}
+

@@ -1,0 +1,38 @@
+import torch
+
+from repro.nn import EncoderBlock, SelfAttention, masked_mean
+from repro.seeding import torch_seed
+
+
+def test_masked_keys_do_not_influence_the_other_tokens():
+    with torch_seed(0):
+        attention = SelfAttention(16, heads=4)
+    x = torch.randn(3, 6, 16)
+    mask = torch.tensor([[True] * 6, [True] * 4 + [False] * 2, [True] + [False] * 5])
+    changed = x.clone()
+    changed[~mask] = torch.randn_like(changed[~mask])
+    assert torch.allclose(attention(x, mask)[mask], attention(changed, mask)[mask], atol=1e-6)
+    assert not torch.allclose(attention(x)[mask], attention(changed)[mask], atol=1e-6)
+
+
+def test_attention_matches_the_textbook_formula():
+    with torch_seed(0):
+        attention = SelfAttention(8, heads=2)
+    x = torch.randn(2, 5, 8)
+    q, k, v = attention.qkv(x).split(8, dim=-1)
+    heads = [torch.softmax(q[..., h * 4:(h + 1) * 4] @ k[..., h * 4:(h + 1) * 4].transpose(1, 2) / 2.0, dim=-1)
+             @ v[..., h * 4:(h + 1) * 4] for h in range(2)]
+    assert torch.allclose(attention(x), attention.out(torch.cat(heads, dim=-1)), atol=1e-5)
+
+
+def test_block_is_pre_layer_norm_residual():
+    with torch_seed(0):
+        block = EncoderBlock(8, heads=2, mlp_hidden=16)
+    x = torch.randn(2, 5, 8)
+    h = x + block.attention(block.attention_norm(x))
+    assert torch.allclose(block(x), h + block.mlp(block.mlp_norm(h)), atol=1e-6)
+
+
+def test_masked_mean_counts_only_valid_tokens():
+    x = torch.tensor([[[1.0], [3.0], [100.0]]])
+    assert masked_mean(x, torch.tensor([[True, True, False]])).item() == 2.0

@@ -1,0 +1,55 @@
+"""Every notebook runs end to end in the smoke profile, writing only into a temporary folder."""
+
+import hashlib
+import json
+
+import pytest
+
+from repro import ROOT
+from repro.claims import VERDICTS
+from repro.reproduce import build_report, check_parameters, execute, study_notebooks
+
+
+def snapshot() -> dict:
+    return {str(p.relative_to(ROOT)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for folder in ("results", "figures") for p in sorted((ROOT / folder).glob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("smoke")
+    before = snapshot()
+    for stem in study_notebooks():
+        execute(stem, tmp / "build", {"PROFILE": "smoke", "RESULTS_DIR": str(tmp / "results"),
+                                      "FIGURES_DIR": str(tmp / "figures")})
+    build_report(tmp / "build", tmp / "report", {"RESULTS_DIR": str(tmp / "results"),
+                                                 "FIGURES_DIR": str(tmp / "figures")})
+    assert snapshot() == before, "a smoke run wrote over the committed results or figures"
+    return tmp
+
+
+@pytest.mark.parametrize("stem", study_notebooks())
+def test_notebook_writes_results_with_provenance_and_verdicts(smoke_run, stem):
+    document = json.loads((smoke_run / "results" / f"{stem}.json").read_text())
+    provenance = document["provenance"]
+    for key in ("git_sha", "git_dirty", "profile", "device", "torch", "seeds", "started", "wall_seconds"):
+        assert key in provenance
+    assert provenance["profile"] == "smoke"
+    assert document["claims"] and all(c["verdict"] in VERDICTS for c in document["claims"])
+    assert list((smoke_run / "figures").glob(f"{stem}_*.png"))
+
+
+def test_report_shows_the_claims_table(smoke_run):
+    page = (smoke_run / "report" / "index.html").read_text()
+    assert "Claims" in page and "Deviations log" in page and "not attempted" in page
+    assert (smoke_run / "report" / "01_parity.html").exists()
+
+
+def test_unknown_notebook_parameter_names_the_valid_ones():
+    with pytest.raises(ValueError, match=r"no parameter\(s\) \['PROFIL'\].*'PROFILE'"):
+        check_parameters("01_parity", {"PROFIL": "cpu"})
+
+
+def test_unknown_notebook_names_the_valid_ones(tmp_path):
+    with pytest.raises(ValueError, match="01_parity"):
+        execute("01_parity_typo", tmp_path, {})

@@ -1,0 +1,89 @@
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from repro.data.parity import ParityStream
+from repro.models.transformer import TransformerClassifier, TransformerConfig
+from repro.seeding import torch_seed
+from repro.train import NonFiniteLossError, TrainConfig, classification_loss, learning_rate_factor, train
+
+CONFIG = TrainConfig(steps=12, lr=3e-3, warmup_steps=3, eval_every=4, checkpoint_every=4, progress=False, seed=5)
+
+
+def model():
+    with torch_seed(0):
+        # Dropout on, so the resumed run must also restore the dropout random state.
+        return TransformerClassifier(TransformerConfig(vocab=3, max_len=8, classes=2, width=16, heads=2, layers=1,
+                                                       mlp_hidden=32, dropout=0.1))
+
+
+def evaluate(m):
+    inputs, labels = ParityStream("adatape", 8, 64, seed=99).batch_at(0)
+    return {"loss": nn.functional.cross_entropy(m(inputs)[0], labels).item()}
+
+
+class Killed(Exception):
+    pass
+
+
+class DyingStream(ParityStream):
+    """A stream whose process is 'killed' when it reaches a given step."""
+
+    def __init__(self, die_at, **kwargs):
+        super().__init__(**kwargs)
+        self.die_at = die_at
+
+    def batch_at(self, step):
+        if step == self.die_at:
+            raise Killed
+        return super().batch_at(step)
+
+
+def test_killed_and_resumed_run_ends_with_the_same_metrics(tmp_path):
+    data = dict(kind="adatape", length=8, batch_size=16, seed=1)
+    straight = model()
+    reference = train(straight, classification_loss, ParityStream(**data), CONFIG, evaluate)
+    checkpoint = tmp_path / "run.pt"
+    with pytest.raises(Killed):
+        train(model(), classification_loss, DyingStream(die_at=6, **data), CONFIG, evaluate, checkpoint=checkpoint)
+    resumed_model = model()
+    resumed = train(resumed_model, classification_loss, ParityStream(**data), CONFIG, evaluate, checkpoint=checkpoint)
+    assert resumed.history == reference.history
+    for a, b in zip(straight.state_dict().values(), resumed_model.state_dict().values()):
+        assert torch.equal(a, b)
+    # A finished checkpoint returns at once with the same history; another configuration is refused.
+    assert train(model(), classification_loss, ParityStream(**data), CONFIG, evaluate,
+                 checkpoint=checkpoint).history == reference.history
+    with pytest.raises(ValueError, match="another configuration"):
+        train(model(), classification_loss, ParityStream(**data), TrainConfig(steps=13, progress=False),
+              checkpoint=checkpoint)
+
+
+def test_training_stops_with_a_message_when_the_loss_is_not_finite():
+    def exploding(m, batch):
+        return classification_loss(m, batch) * float("nan")
+
+    with pytest.raises(NonFiniteLossError, match="loss became nan at step 0"):
+        train(model(), exploding, ParityStream("adatape", 8, 4, 0), CONFIG)
+
+
+def test_training_does_not_touch_the_global_random_state():
+    state = torch.get_rng_state()
+    train(model(), classification_loss, ParityStream("adatape", 8, 4, 0), TrainConfig(steps=2, progress=False))
+    assert torch.equal(state, torch.get_rng_state())
+
+
+def test_schedule_warms_up_linearly_then_decays_by_cosine_to_the_floor():
+    config = TrainConfig(steps=100, warmup_steps=10, min_lr_ratio=0.1)
+    assert learning_rate_factor(0, config) == pytest.approx(0.1)
+    assert learning_rate_factor(9, config) == pytest.approx(1.0)
+    assert learning_rate_factor(10, config) == pytest.approx(1.0)
+    assert learning_rate_factor(55, config) == pytest.approx(0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * 0.5)))
+    assert learning_rate_factor(100, config) == pytest.approx(0.1)
+
+
+def test_misspelled_training_option_names_the_valid_ones():
+    with pytest.raises(ValueError, match="valid keys.*warmup_steps"):
+        TrainConfig.from_dict({"steps": 10, "warmup": 2})
