@@ -86,7 +86,7 @@ def train(model: nn.Module, loss_fn: Callable, data: BatchStream, config: TrainC
         if checkpoint is not None and Path(checkpoint).exists():
             step, history, window = load_checkpoint(Path(checkpoint), fingerprint, model, optimizer, schedule)
         progress = tqdm(total=config.steps, initial=step, desc=description, disable=not config.progress,
-                        leave=False, mininterval=2.0)
+                        leave=False, mininterval=10.0)
         while step < config.steps:
             batch = to_device(data.batch_at(step), device)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.amp and device.type == "cuda"):
