@@ -19,7 +19,7 @@ import papermill
 
 from repro import ROOT
 from repro.config import choice
-from repro.profiles import PROFILES
+from repro.profiles import PROFILES, resolve
 
 NOTEBOOKS = ROOT / "notebooks"
 REPORT_NOTEBOOK = "99_report"
@@ -103,8 +103,6 @@ def main(argv: list[str] | None = None) -> int:
     status_file = args.build / "status.json"
     ok = True
     if not args.report_only:
-        from repro.profiles import resolve
-
         profile = resolve(args.profile)
         stems = args.nb if args.nb else study_notebooks()
         for stem in stems:

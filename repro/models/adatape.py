@@ -82,12 +82,12 @@ class AdaptiveTapeReader(nn.Module):
             weights = F.softmax(scores.gather(1, index) / self.key_width ** 0.5, dim=1)
             step = weights.amax(dim=1)
             stops = running & (halting + step >= self.budget)
-            active = running.float()
-            impurity = impurity + active * self.step_impurity(weights)
+            impurity = impurity + running.float() * self.step_impurity(weights)
             halting = torch.where(stops, torch.full_like(halting, self.budget),
                                   halting + step * (running & ~stops).float())
             length = length + running.long()
-            token = torch.einsum("bk,bkw->bw", weights, values.gather(1, index[..., None].expand(-1, -1, values.shape[2])))
+            candidates = values.gather(1, index[..., None].expand(-1, -1, values.shape[2]))
+            token = torch.einsum("bk,bkw->bw", weights, candidates)
             tokens.append(token)
             used = used.scatter_add(1, index, running.float()[:, None].expand_as(index))
             q = (q + token[:, : self.key_width]) / 2
