@@ -53,3 +53,15 @@ def test_unknown_notebook_parameter_names_the_valid_ones():
 def test_unknown_notebook_names_the_valid_ones(tmp_path):
     with pytest.raises(ValueError, match="01_parity"):
         execute("01_parity_typo", tmp_path, {})
+
+
+def test_a_failing_notebook_ends_the_run_non_zero_and_the_report_says_why(tmp_path):
+    from repro.reproduce import main
+
+    code = main(["--profile", "smoke", "--nb", "01_parity", "--param", "NO_SUCH_PARAMETER=1",
+                 "--build", str(tmp_path / "build"), "--report-dir", str(tmp_path / "report")])
+    assert code == 1
+    status = json.loads((tmp_path / "build" / "status.json").read_text())
+    assert not status["01_parity"]["ok"] and "NO_SUCH_PARAMETER" in status["01_parity"]["error"]
+    page = (tmp_path / "report" / "index.html").read_text()
+    assert "FAILED" in page and "NO_SUCH_PARAMETER" in page
