@@ -101,17 +101,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--report-only", action="store_true", help="rebuild the report from results/ and figures/")
     args = parser.parse_args(argv)
     status_file = args.build / "status.json"
-    ok = True
+    ok, parameters = True, {}
     if not args.report_only:
         profile = resolve(args.profile)
         stems = args.nb if args.nb else study_notebooks()
         for stem in stems:
             choice("notebook", stem, study_notebooks())
-        status = run_study(stems, profile, args.build, dict(args.param))
+        parameters = dict(args.param)
+        if profile == "smoke":
+            # Smoke runs check plumbing; they never write over the committed reference results.
+            parameters = {"RESULTS_DIR": str(args.build / "smoke" / "results"),
+                          "FIGURES_DIR": str(args.build / "smoke" / "figures"), **parameters}
+        status = run_study(stems, profile, args.build, parameters)
         args.build.mkdir(parents=True, exist_ok=True)
         status_file.write_text(json.dumps(status, indent=2) + "\n")
         ok = all(entry["ok"] for entry in status.values())
-    build_report(args.build, args.report_dir, {"STATUS_FILE": str(status_file)})
+    report_sources = {k: v for k, v in parameters.items() if k in ("RESULTS_DIR", "FIGURES_DIR")}
+    build_report(args.build, args.report_dir, {"STATUS_FILE": str(status_file), **report_sources})
     return 0 if ok else 1
 
 

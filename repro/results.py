@@ -57,6 +57,10 @@ class Run:
         self.stem = stem
         self.results_dir = ROOT / results_dir
         self.figures_dir = ROOT / figures_dir
+        committed = {(ROOT / "results").resolve(), (ROOT / "figures").resolve()}
+        if profile == "smoke" and {self.results_dir.resolve(), self.figures_dir.resolve()} & committed:
+            raise ValueError("a smoke run must not write over the committed results/ or figures/; "
+                             "give RESULTS_DIR and FIGURES_DIR another folder (make reproduce does: build/smoke/)")
         self.started = time.time()
         sha, dirty = git_state()
         self.provenance = {

@@ -65,3 +65,12 @@ def test_a_failing_notebook_ends_the_run_non_zero_and_the_report_says_why(tmp_pa
     assert not status["01_parity"]["ok"] and "NO_SUCH_PARAMETER" in status["01_parity"]["error"]
     page = (tmp_path / "report" / "index.html").read_text()
     assert "FAILED" in page and "NO_SUCH_PARAMETER" in page
+
+
+def test_smoke_runs_refuse_to_write_the_committed_results():
+    import torch
+
+    from repro.results import Run
+
+    with pytest.raises(ValueError, match="smoke run must not write"):
+        Run("01_parity", "smoke", torch.device("cpu"), {}, results_dir="results", figures_dir="figures")
