@@ -4,10 +4,12 @@ import hashlib
 import json
 
 import pytest
+import torch
 
 from repro import ROOT
 from repro.claims import VERDICTS
-from repro.reproduce import build_report, check_parameters, execute, study_notebooks
+from repro.reproduce import build_report, check_parameters, execute, main, study_notebooks
+from repro.results import Run
 
 
 def snapshot() -> dict:
@@ -56,8 +58,6 @@ def test_unknown_notebook_names_the_valid_ones(tmp_path):
 
 
 def test_a_failing_notebook_ends_the_run_non_zero_and_the_report_says_why(tmp_path):
-    from repro.reproduce import main
-
     code = main(["--profile", "smoke", "--nb", "01_parity", "--param", "NO_SUCH_PARAMETER=1",
                  "--build", str(tmp_path / "build"), "--report-dir", str(tmp_path / "report")])
     assert code == 1
@@ -68,9 +68,5 @@ def test_a_failing_notebook_ends_the_run_non_zero_and_the_report_says_why(tmp_pa
 
 
 def test_smoke_runs_refuse_to_write_the_committed_results():
-    import torch
-
-    from repro.results import Run
-
     with pytest.raises(ValueError, match="smoke run must not write"):
         Run("01_parity", "smoke", torch.device("cpu"), {}, results_dir="results", figures_dir="figures")
