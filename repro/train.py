@@ -78,7 +78,9 @@ def train(model: nn.Module, loss_fn: Callable, data: BatchStream, config: TrainC
     model.to(device).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: learning_rate_factor(step, config))
-    fingerprint = {"config": asdict(config), "model": type(model).__name__,
+    # Everything that changes the result; showing a progress bar or not does not.
+    fingerprint = {"config": {k: v for k, v in asdict(config).items() if k != "progress"},
+                   "model": type(model).__name__,
                    "parameters": sum(p.numel() for p in model.parameters())}
     started = time.time()
     history, step, window = [], 0, []
