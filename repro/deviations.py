@@ -39,4 +39,39 @@ DEVIATIONS: dict[str, Deviation] = {
         "the per-element embeddings as its bank).",
         "The baselines' parity input is not described anywhere reachable; one token per element is "
         "the standard encoding and gives them the most direct view of the input."),
+    "looped-internal-recall": Deviation(
+        "Looped",
+        "Internal recall injects W e between the attention and the MLP sublayer of the pre-LN block.",
+        "The paper's full text is not reachable; this is the most direct reading of 'inside the block' "
+        "(paper notes, section 2.1); the placement is one line of `LoopedTransformer.step`."),
+    "looped-relative-position": Deviation(
+        "Looped",
+        "Positions enter as a learned relative bias per head, clipped at 8 offsets and initialised to "
+        "ALiBi's recency prior; no absolute position embedding.",
+        "The paper's position scheme is not known; learned absolute positions cannot extrapolate from "
+        "32 to 128 bits, and a local prior makes the running computation learnable in a CPU budget."),
+    "looped-recipe": Deviation(
+        "Looped",
+        "Width, heads, training iterations, optimiser (AdamW, cosine schedule) and steps are ours; the "
+        "progressive loss follows Bansal et al. (2022) with alpha = 1 as deep-thinking uses for prefix sums.",
+        "No hyperparameters of the paper are reachable; sizes are cut to fit the profile budgets."),
+    "prefix-sums-start-marker": Deviation(
+        "Looped",
+        "Each bit string starts with a START token that carries no label.",
+        "A transformer has no zero-padded border like the deep-thinking convolutions; the marker is the "
+        "one position whose running parity (0) is known, the anchor of the recurrence."),
+    "sudoku-qqwing": Deviation(
+        "Looped",
+        "Sudoku puzzles come from the qqwing generator (four difficulty classes, extra givens revealed "
+        "from the solution), not the paper's dataset.",
+        "The paper's sudoku dataset was not found, and neither it nor the Recurrent Relational Networks' "
+        "set is reachable offline."),
+    "chess-lichess-sample": Deviation(
+        "Looped",
+        "The chess test sets are 7,213 real Lichess puzzles from two samples, not the ~1.5M-puzzle snapshot.",
+        "Only these samples could be obtained offline (data manifest)."),
+    "chess-rating-buckets": Deviation(
+        "Looped",
+        "Chess test sets are Lichess rating buckets, not index windows of the rating-sorted snapshot.",
+        "The sample is far too small for index windows, and index order is rating order anyway."),
 }

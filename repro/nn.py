@@ -1,5 +1,5 @@
-"""Shared transformer blocks: attention through `scaled_dot_product_attention`, MLPs, the
-pre-LN encoder block."""
+"""Shared transformer blocks: attention through `scaled_dot_product_attention`, a relative
+position bias, MLPs, the pre-LN encoder block."""
 
 import torch
 import torch.nn.functional as F
@@ -32,14 +32,41 @@ class GatedMLP(nn.Module):
         return self.outer(self.dropout(a * torch.sigmoid(b)))
 
 
+class RelativePositionBias(nn.Module):
+    """A learned score b_h(clip(j - i, -K, K)) per head, added to the attention logits of query i
+    and key j (Shaw et al. 2018; T5's is the bucketed form of the same idea).
+
+    The score depends only on the offset, and every offset beyond K shares the edge entry, so a
+    table trained on short sequences covers sequences of any length. The table starts as ALiBi's
+    recency prior -m_h |offset| with slopes m_h = 2^-h (Press et al. 2022): attention begins local,
+    which is where the gradient of a running computation is.
+    """
+
+    def __init__(self, heads: int, max_offset: int):
+        super().__init__()
+        if max_offset < 1:
+            raise ValueError(f"max_offset must be >= 1, got {max_offset}")
+        self.max_offset = max_offset
+        slopes = 2.0 ** -torch.arange(heads, dtype=torch.float32)
+        offsets = torch.arange(-max_offset, max_offset + 1, dtype=torch.float32)
+        self.table = nn.Parameter(-slopes[:, None] * offsets.abs()[None, :])
+
+    def forward(self, tokens: int) -> torch.Tensor:
+        """(heads, tokens, tokens) biases."""
+        positions = torch.arange(tokens, device=self.table.device)
+        offsets = (positions[None, :] - positions[:, None]).clamp(-self.max_offset, self.max_offset)
+        return self.table[:, offsets + self.max_offset]
+
+
 class SelfAttention(nn.Module):
     """Multi-head self-attention, softmax(Q K^T / sqrt(d_h) + mask) V, with a key padding mask.
 
     `key_mask` (batch, tokens) is True for tokens that may be attended to; masked tokens still
-    act as queries, their rows are simply ignored downstream.
+    act as queries, their rows are simply ignored downstream. With `max_offset` > 0 the logits
+    carry a `RelativePositionBias`, so the layer needs no absolute position embedding.
     """
 
-    def __init__(self, width: int, heads: int, dropout: float = 0.0):
+    def __init__(self, width: int, heads: int, dropout: float = 0.0, max_offset: int = 0):
         super().__init__()
         if width % heads:
             raise ValueError(f"width {width} is not divisible by heads {heads}")
@@ -47,11 +74,15 @@ class SelfAttention(nn.Module):
         self.qkv = nn.Linear(width, 3 * width)
         self.out = nn.Linear(width, width)
         self.dropout = dropout
+        self.position_bias = RelativePositionBias(heads, max_offset) if max_offset else None
 
     def forward(self, x: torch.Tensor, key_mask: torch.Tensor | None = None) -> torch.Tensor:
         batch, tokens, width = x.shape
         q, k, v = self.qkv(x).view(batch, tokens, 3, self.heads, width // self.heads).permute(2, 0, 3, 1, 4)
         mask = None if key_mask is None else key_mask[:, None, None, :]
+        if self.position_bias is not None:
+            bias = self.position_bias(tokens)[None]
+            mask = bias if mask is None else bias.masked_fill(~mask, float("-inf"))
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask,
                                            dropout_p=self.dropout if self.training else 0.0)
         return self.out(y.transpose(1, 2).reshape(batch, tokens, width))
@@ -60,10 +91,10 @@ class SelfAttention(nn.Module):
 class EncoderBlock(nn.Module):
     """Pre-LN transformer block: h = x + Attn(LN(x)); y = h + MLP(LN(h))."""
 
-    def __init__(self, width: int, heads: int, mlp_hidden: int, dropout: float = 0.0):
+    def __init__(self, width: int, heads: int, mlp_hidden: int, dropout: float = 0.0, max_offset: int = 0):
         super().__init__()
         self.attention_norm = nn.LayerNorm(width)
-        self.attention = SelfAttention(width, heads, dropout)
+        self.attention = SelfAttention(width, heads, dropout, max_offset)
         self.mlp_norm = nn.LayerNorm(width)
         self.mlp = MLP(width, mlp_hidden, dropout)
 

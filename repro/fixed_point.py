@@ -1,0 +1,188 @@
+"""Fixed points z* = f(z*) of a map acting per example on a batch of states (batch, ...).
+
+Solvers (plain or damped iteration, Anderson acceleration) return the iterate, the residual
+trace and the step count of every example, and say which examples did not converge; nothing
+is hidden behind a silent cap. The stability measures follow the three axes of the looped-
+transformer framework:
+
+- reachability: the relative residual ||f(z_T) - z_T|| / ||z_T|| after T plain iterations;
+- input-dependence: how far the reached state moves when the input changes a little
+  (`sensitivity`), and whether different starting states reach the same point (`path_spread`);
+- geometry: the spectral radius rho(J) and spectral norm ||J||_2 of the Jacobian J = df/dz at the
+  reached state, by power iteration on Jacobian-vector products (J is never formed).
+"""
+
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import torch
+from torch.nn.attention import SDPBackend, sdpa_kernel
+
+Map = Callable[[torch.Tensor], torch.Tensor]
+
+
+def flat_norm(x: torch.Tensor) -> torch.Tensor:
+    """Euclidean norm of every example of a (batch, ...) tensor, in at least single precision."""
+    return x.flatten(1).to(torch.promote_types(x.dtype, torch.float32)).norm(dim=1)
+
+
+def relative_residual(new: torch.Tensor, old: torch.Tensor) -> torch.Tensor:
+    """||new - old|| / ||old|| per example."""
+    return flat_norm(new - old) / flat_norm(old).clamp_min(torch.finfo(torch.float32).tiny)
+
+
+@dataclass
+class FixedPointResult:
+    state: torch.Tensor
+    """f(z) at the first point whose residual fell under the tolerance; the last f(z) where none did."""
+    residuals: torch.Tensor
+    """(evaluations, batch): ||f(z) - z|| / ||z|| at every evaluation of f, frozen once converged."""
+    steps: torch.Tensor
+    """(batch,): evaluations of f until convergence; the evaluation cap where it never converged."""
+    converged: torch.Tensor
+    """(batch,) bool."""
+
+
+class _Record:
+    """Keeps, per example, the state and step of first convergence while a solver runs on."""
+
+    def __init__(self, z0: torch.Tensor, max_steps: int, tol: float):
+        self.tol = tol
+        self.state = z0
+        self.done = torch.zeros(z0.shape[0], dtype=torch.bool, device=z0.device)
+        self.steps = torch.full((z0.shape[0],), max_steps, dtype=torch.long, device=z0.device)
+        self.trace: list[torch.Tensor] = []
+
+    def add(self, evaluation: int, fz: torch.Tensor, residual: torch.Tensor) -> bool:
+        """Record f(z) and its residual for the examples still open; True once all have converged."""
+        open_ = ~self.done
+        self.state = torch.where(open_.view(-1, *[1] * (fz.dim() - 1)), fz, self.state)
+        self.trace.append(residual if not self.trace else torch.where(open_, residual, self.trace[-1]))
+        newly = open_ & (residual < self.tol)
+        self.steps[newly] = evaluation
+        self.done |= newly
+        return bool(self.done.all())
+
+    def result(self) -> FixedPointResult:
+        return FixedPointResult(self.state, torch.stack(self.trace), self.steps, self.done.clone())
+
+
+def iterate(f: Map, z0: torch.Tensor, max_steps: int, tol: float = 1e-3, damping: float = 1.0) -> FixedPointResult:
+    """z_{t+1} = (1 - a) z_t + a f(z_t); a = `damping` = 1 is plain iteration.
+
+    Runs until every example's residual is under `tol` or `max_steps` evaluations; `tol=0`
+    runs all of them (the full trace, as reachability needs).
+    """
+    if not 0 < damping <= 1:
+        raise ValueError(f"damping must be in (0, 1], got {damping}")
+    record, z = _Record(z0, max_steps, tol), z0
+    for evaluation in range(1, max_steps + 1):
+        fz = f(z)
+        if record.add(evaluation, fz, relative_residual(fz, z)):
+            break
+        z = fz if damping == 1 else (1 - damping) * z + damping * fz
+    return record.result()
+
+
+def anderson(f: Map, z0: torch.Tensor, max_steps: int, tol: float = 1e-3, memory: int = 5,
+             regularization: float = 1e-4, mixing: float = 1.0) -> FixedPointResult:
+    """Anderson acceleration (type II, Walker & Ni 2011), per example.
+
+    With the last m iterates x_i and residuals g_i = f(x_i) - x_i, the next iterate is
+    x = sum_i c_i (mixing f(x_i) + (1 - mixing) x_i), where c minimises ||sum_i c_i g_i||^2
+    (+ regularization max_i ||g_i||^2 ||c||^2) subject to sum_i c_i = 1.
+    """
+    if memory < 2 or max_steps < 2:
+        raise ValueError(f"Anderson needs memory >= 2 and max_steps >= 2, got {memory}, {max_steps}")
+    shape, batch = z0.shape, z0.shape[0]
+    record = _Record(z0, max_steps, tol)
+    xs = z0.new_zeros(batch, memory, z0[0].numel())
+    fs = torch.zeros_like(xs)
+    x = z0.flatten(1)
+    for evaluation in range(1, max_steps + 1):
+        slot = (evaluation - 1) % memory
+        fx = f(x.view(shape)).flatten(1)
+        xs[:, slot], fs[:, slot] = x, fx
+        if record.add(evaluation, fx.view(shape), relative_residual(fx, x)):
+            break
+        filled = min(evaluation, memory)
+        if filled == 1:
+            x = fx
+            continue
+        g = fs[:, :filled] - xs[:, :filled]
+        # The KKT system of the constrained least squares: [[0, 1^T], [1, G G^T + lambda I]] [mu; c] = [1; 0].
+        system = z0.new_zeros(batch, filled + 1, filled + 1)
+        system[:, 0, 1:] = system[:, 1:, 0] = 1
+        gram = g @ g.transpose(1, 2)
+        # Tikhonov term relative to the Gram matrix's scale, so it neither vanishes nor dominates near convergence.
+        scale = gram.diagonal(dim1=1, dim2=2).amax(dim=1).view(-1, 1, 1)
+        system[:, 1:, 1:] = gram + regularization * scale * torch.eye(filled, device=z0.device)
+        rhs = z0.new_zeros(batch, filled + 1, 1)
+        rhs[:, 0] = 1
+        c = torch.linalg.solve(system, rhs)[:, 1:]
+        x = mixing * (c.transpose(1, 2) @ fs[:, :filled])[:, 0] + (1 - mixing) * (c.transpose(1, 2) @ xs[:, :filled])[:, 0]
+    return record.result()
+
+
+def reachability(f: Map, z0: torch.Tensor, horizons: Sequence[int]) -> torch.Tensor:
+    """(len(horizons), batch): the relative residual ||z_{T+1} - z_T|| / ||z_T|| of plain iteration
+    from z0 at each horizon T."""
+    if min(horizons) < 0:
+        raise ValueError(f"horizons must be >= 0, got {list(horizons)}")
+    return iterate(f, z0, max_steps=max(horizons) + 1, tol=0.0).residuals[list(horizons)]
+
+
+def sensitivity(z_a: torch.Tensor, z_b: torch.Tensor, e_a: torch.Tensor, e_b: torch.Tensor) -> torch.Tensor:
+    """||z*(x_a) - z*(x_b)|| / ||e(x_a) - e(x_b)||: fixed-point change per unit of input change."""
+    return flat_norm(z_a - z_b) / flat_norm(e_a - e_b).clamp_min(torch.finfo(torch.float32).tiny)
+
+
+def path_spread(f: Map, starts: Sequence[torch.Tensor], steps: int) -> torch.Tensor:
+    """Largest distance between the states reached from different starts, over their mean norm.
+
+    0 means path independence: every start reaches the same point.
+    """
+    if len(starts) < 2:
+        raise ValueError("path_spread needs at least two starting states")
+    reached = [iterate(f, start, max_steps=steps, tol=0.0).state for start in starts]
+    scale = torch.stack([flat_norm(z) for z in reached]).mean(dim=0).clamp_min(torch.finfo(torch.float32).tiny)
+    spread = torch.stack([flat_norm(a - b) for i, a in enumerate(reached) for b in reached[i + 1:]])
+    return spread.max(dim=0).values / scale
+
+
+def jacobian_vector_product(f: Map, z: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """J v with J = df/dz at z, by forward-mode AD (no Jacobian is formed)."""
+    # The fused attention kernels have no forward-mode derivative; the math kernel computes the same function.
+    with sdpa_kernel(SDPBackend.MATH):
+        return torch.func.jvp(f, (z,), (v,))[1]
+
+
+def _unit(v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    norm = flat_norm(v).clamp_min(torch.finfo(torch.float32).tiny)
+    return v / norm.view(-1, *[1] * (v.dim() - 1)), norm
+
+
+def spectral_radius(f: Map, z: torch.Tensor, iterations: int = 100,
+                    generator: torch.Generator | None = None) -> torch.Tensor:
+    """rho(J) per example by Gelfand's formula rho = lim ||J^k v||^(1/k).
+
+    Power iteration on J v, renormalised each step; the estimate is the geometric mean of the
+    growth factors over the second half of the iterations, which also converges when the
+    dominant eigenvalues are a complex pair (there the single-step growth oscillates).
+    """
+    v, _ = _unit(torch.randn(z.shape, generator=generator).to(z.device, z.dtype))
+    logs = []
+    for _ in range(iterations):
+        v, growth = _unit(jacobian_vector_product(f, z, v))
+        logs.append(growth.log())
+    return torch.stack(logs[iterations // 2:]).mean(dim=0).exp()
+
+
+def spectral_norm(f: Map, z: torch.Tensor, iterations: int = 50,
+                  generator: torch.Generator | None = None) -> torch.Tensor:
+    """||J||_2 per example: power iteration on J^T J with one JVP and one VJP per step."""
+    _, pullback = torch.func.vjp(f, z)
+    v, _ = _unit(torch.randn(z.shape, generator=generator).to(z.device, z.dtype))
+    for _ in range(iterations):
+        v, _ = _unit(pullback(jacobian_vector_product(f, z, v))[0])
+    return flat_norm(jacobian_vector_product(f, z, v))

@@ -1,0 +1,168 @@
+"""Looped transformer: one weight-tied pre-LN layer iterated towards a fixed point.
+
+With input embedding e = Emb(x) and state z_t (tokens x width), one iteration is
+
+    recall "none":     z_{t+1} = N_out(B(z_t))
+    recall "standard": z_{t+1} = N_out(B(R(z_t, e)))                  (injection at the block input)
+    recall "internal": h = z_t + Attn(LN(z_t)); h' = R(h, e);
+                       z_{t+1} = N_out(h' + MLP(LN(h')))              (injection between attention and MLP)
+
+where B is the pre-LN block h = z + Attn(LN(z)); B(z) = h + MLP(LN(h)), N_out is the outer
+normalisation (identity, LayerNorm or RMSNorm) and R is a *linear* recall, as the paper's theory
+assumes: additive R(h, e) = h + W e, or concatenation R(h, e) = W [h; e]. Both start as h + e.
+A shared readout (LayerNorm + linear) maps z_t to per-token logits at any iteration, so accuracy
+can be read at any iteration count.
+
+Positions enter only through a learned relative position bias in attention, clipped at
+`max_offset`: the layer sees offsets, never absolute positions, so the same weights apply to
+sequences longer than any seen in training (an absolute learned embedding has no entry for
+position 33 of a model trained on 32, and rotary angles at unseen distances are out of
+distribution). A bias also makes "attend to the previous token" one learned scalar, the step a
+running computation such as a prefix sum needs.
+
+`untied=True` gives the non-looped reference with the same compute: a separate block per
+iteration, everything else identical.
+"""
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from repro.config import StrictConfig, choice
+from repro.nn import EncoderBlock
+from repro.fixed_point import relative_residual
+
+RECALLS = ("none", "standard", "internal")
+RECALL_FORMS = ("add", "concat")
+OUTER_NORMS = ("none", "layernorm", "rmsnorm")
+INITIAL_STATES = ("input", "zeros")
+
+
+@dataclass
+class LoopedConfig(StrictConfig):
+    vocab: int
+    outputs: int
+    """Classes per token."""
+    iterations: int
+    """Iterations in training (and the default at test time)."""
+    width: int = 64
+    heads: int = 4
+    mlp_hidden: int = 256
+    max_offset: int = 8
+    """Relative offsets beyond this share one position bias."""
+    recall: str = "standard"
+    recall_form: str = "add"
+    outer_norm: str = "layernorm"
+    initial_state: str = "input"
+    """z_0 = e ("input") or z_0 = 0 ("zeros")."""
+    untied: bool = False
+
+    def __post_init__(self):
+        choice("recall", self.recall, RECALLS)
+        choice("recall_form", self.recall_form, RECALL_FORMS)
+        choice("outer_norm", self.outer_norm, OUTER_NORMS)
+        choice("initial_state", self.initial_state, INITIAL_STATES)
+        if self.iterations < 1:
+            raise ValueError(f"iterations must be >= 1, got {self.iterations}")
+        if self.recall == "none" and self.initial_state == "zeros":
+            raise ValueError("recall 'none' with initial_state 'zeros' never sees the input; "
+                             "use initial_state 'input' or a recall")
+
+
+class AdditiveRecall(nn.Module):
+    """R(h, e) = h + W e, W initialised to the identity."""
+
+    def __init__(self, width: int):
+        super().__init__()
+        self.project = nn.Linear(width, width, bias=False)
+        nn.init.eye_(self.project.weight)
+
+    def forward(self, h: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
+        return h + self.project(e)
+
+
+class ConcatRecall(nn.Module):
+    """R(h, e) = W [h; e], W initialised to [I I] so it starts as h + e."""
+
+    def __init__(self, width: int):
+        super().__init__()
+        self.project = nn.Linear(2 * width, width, bias=False)
+        with torch.no_grad():
+            self.project.weight.copy_(torch.cat((torch.eye(width), torch.eye(width)), dim=1))
+
+    def forward(self, h: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
+        return self.project(torch.cat((h, e), dim=-1))
+
+
+def outer_norm(kind: str, width: int) -> nn.Module:
+    if kind == "none":
+        return nn.Identity()
+    return {"layernorm": nn.LayerNorm, "rmsnorm": nn.RMSNorm}[kind](width)
+
+
+class LoopedTransformer(nn.Module):
+    """Per-token classifier: (batch, tokens) symbols -> (batch, tokens, outputs) logits.
+
+    `forward` returns `(logits, aux)` with aux["residuals"] (iterations, batch), the relative
+    residual ||z_{t+1} - z_t|| / ||z_t|| of every iteration, and aux["iterations"].
+    The pieces `embed`, `initial_state`, `step` and `readout` are public so the progressive
+    loss and the fixed-point tools can drive the loop themselves.
+    """
+
+    def __init__(self, config: LoopedConfig):
+        super().__init__()
+        self.config = c = config
+        self.embedding = nn.Embedding(c.vocab, c.width)
+        # DEVIATION: [looped-relative-position] a clipped relative bias is the only position signal.
+        self.blocks = nn.ModuleList(EncoderBlock(c.width, c.heads, c.mlp_hidden, max_offset=c.max_offset)
+                                    for _ in range(c.iterations if c.untied else 1))
+        self.recall = {"add": AdditiveRecall, "concat": ConcatRecall}[c.recall_form](c.width) \
+            if c.recall != "none" else None
+        self.outer_norm = outer_norm(c.outer_norm, c.width)
+        self.head = nn.Sequential(nn.LayerNorm(c.width), nn.Linear(c.width, c.outputs))
+
+    def embed(self, tokens: torch.Tensor) -> torch.Tensor:
+        return self.embedding(tokens)
+
+    def initial_state(self, e: torch.Tensor) -> torch.Tensor:
+        return e if self.config.initial_state == "input" else torch.zeros_like(e)
+
+    def step(self, z: torch.Tensor, e: torch.Tensor, iteration: int = 0) -> torch.Tensor:
+        """One iteration z_{t+1} = F(z_t; e), the equation in the module docstring."""
+        if self.config.untied and iteration >= len(self.blocks):
+            raise ValueError(f"an untied model has {len(self.blocks)} layers; iteration {iteration} does not exist")
+        block = self.blocks[iteration if self.config.untied else 0]
+        if self.config.recall == "standard":
+            z = self.recall(z, e)
+        h = z + block.attention(block.attention_norm(z))
+        if self.config.recall == "internal":
+            # DEVIATION: [looped-internal-recall] injected between attention and MLP, our reading of "internal".
+            h = self.recall(h, e)
+        return self.outer_norm(h + block.feed_forward(block.mlp_norm(h)))
+
+    def iterate(self, z: torch.Tensor, e: torch.Tensor, start: int, count: int) -> torch.Tensor:
+        """Iterations start .. start + count - 1 from state z."""
+        for iteration in range(start, start + count):
+            z = self.step(z, e, iteration)
+        return z
+
+    def readout(self, z: torch.Tensor) -> torch.Tensor:
+        return self.head(z)
+
+    def states(self, tokens: torch.Tensor, iterations: int):
+        """Yield (z_t, ||z_t - z_{t-1}|| / ||z_{t-1}||) for t = 1 .. iterations, one state at a time,
+        so accuracy can be read at every iteration of a long test-time loop in constant memory."""
+        e = self.embed(tokens)
+        z = self.initial_state(e)
+        for iteration in range(iterations):
+            previous, z = z, self.step(z, e, iteration)
+            yield z, relative_residual(z.detach(), previous.detach())
+
+    def forward(self, tokens: torch.Tensor, iterations: int | None = None) -> tuple[torch.Tensor, dict]:
+        iterations = self.config.iterations if iterations is None else iterations
+        residuals = []
+        for z, residual in self.states(tokens, iterations):
+            residuals.append(residual)
+        return self.readout(z), {"residuals": torch.stack(residuals),
+                                 "iterations": torch.full((tokens.shape[0],), iterations, device=tokens.device)}

@@ -1,0 +1,148 @@
+import pytest
+import torch
+
+from repro.data.prefix_sums import VOCAB, generate
+from repro.models.looped import LoopedConfig, LoopedTransformer
+from repro.seeding import rng, torch_seed
+from repro.train import progressive_loss, token_loss
+
+
+def looped(**overrides) -> LoopedTransformer:
+    config = dict(vocab=VOCAB, outputs=2, iterations=4, width=16, heads=2, mlp_hidden=32) | overrides
+    with torch_seed(0):
+        model = LoopedTransformer(LoopedConfig(**config))
+    # Move the recall map and the norms away from their initial values, so a test cannot pass by accident.
+    with torch.no_grad(), torch_seed(1):
+        for parameter in model.parameters():
+            parameter.add_(0.1 * torch.randn_like(parameter))
+    return model
+
+
+def capture_inputs(module: torch.nn.Module, store: list):
+    return module.register_forward_hook(lambda _module, inputs, _output: store.append(inputs[0].detach()))
+
+
+@pytest.mark.parametrize("form", ["add", "concat"])
+def test_standard_recall_injects_at_the_block_input(form):
+    model = looped(recall="standard", recall_form=form, outer_norm="none")
+    z, e = torch.randn(2, 5, 16), torch.randn(2, 5, 16)
+    seen = []
+    handle = capture_inputs(model.blocks[0].attention_norm, seen)
+    output = model.step(z, e)
+    handle.remove()
+    injected = model.recall(z, e)
+    assert torch.allclose(seen[0], injected)
+    assert torch.allclose(output, model.blocks[0](injected), atol=1e-6)
+
+
+def test_internal_recall_injects_between_attention_and_mlp():
+    model = looped(recall="internal", outer_norm="none")
+    block = model.blocks[0]
+    z, e = torch.randn(2, 5, 16), torch.randn(2, 5, 16)
+    attention_inputs, mlp_inputs = [], []
+    handles = [capture_inputs(block.attention_norm, attention_inputs), capture_inputs(block.mlp_norm, mlp_inputs)]
+    output = model.step(z, e)
+    for handle in handles:
+        handle.remove()
+    h = z + block.attention(block.attention_norm(z)) + model.recall.project(e)
+    assert torch.allclose(attention_inputs[0], z)
+    assert torch.allclose(mlp_inputs[0], h, atol=1e-6)
+    assert torch.allclose(output, h + block.mlp(block.mlp_norm(h)), atol=1e-6)
+
+
+def test_without_recall_the_input_only_sets_the_initial_state():
+    model = looped(recall="none", outer_norm="none")
+    z = torch.randn(2, 5, 16)
+    assert model.recall is None
+    assert torch.allclose(model.step(z, torch.randn(2, 5, 16)), model.step(z, torch.randn(2, 5, 16)))
+    assert torch.allclose(model.step(z, None), model.blocks[0](z), atol=1e-6)
+
+
+@pytest.mark.parametrize("norm, module", [("layernorm", torch.nn.LayerNorm), ("rmsnorm", torch.nn.RMSNorm)])
+def test_outer_norm_is_applied_once_per_iteration_to_the_state(norm, module):
+    model = looped(outer_norm=norm)
+    assert isinstance(model.outer_norm, module)
+    calls = []
+    model.outer_norm.register_forward_hook(lambda *_: calls.append(1))
+    tokens, _ = generate(3, 8, rng("tokens"))
+    model(tokens, iterations=7)
+    assert len(calls) == 7
+    z, e = torch.randn(2, 5, 16), torch.randn(2, 5, 16)
+    block = model.blocks[0]
+    u = model.recall(z, e)
+    h = u + block.attention(block.attention_norm(u))
+    assert torch.allclose(model.step(z, e), model.outer_norm(h + block.mlp(block.mlp_norm(h))), atol=1e-6)
+
+
+def test_readout_at_every_iteration_and_residual_trace():
+    model = looped()
+    tokens, _ = generate(3, 8, rng("tokens"))
+    logits, aux = model(tokens, iterations=6)
+    assert logits.shape == (3, 9, 2) and aux["residuals"].shape == (6, 3)
+    e = model.embed(tokens)
+    z = model.iterate(model.initial_state(e), e, 0, 6)
+    assert torch.allclose(logits, model.readout(z), atol=1e-6)
+
+
+def test_the_same_weights_run_on_longer_sequences_and_see_only_clipped_offsets():
+    model = looped(max_offset=3)
+    longer, _ = generate(2, 64, rng("long"))
+    assert model(longer, iterations=3)[0].shape == (2, 65, 2)
+    bias = model.blocks[0].attention.position_bias
+    table = bias.table
+    short, long = bias(6), bias(40)
+    assert torch.equal(short, long[:, 10:16, 10:16])
+    assert torch.equal(long[:, 30, 0], table[:, 0]) and torch.equal(long[:, 0, 30], table[:, 6])
+    assert torch.equal(long[:, 20, 19], table[:, 2]) and torch.equal(long[:, 20, 21], table[:, 4])
+
+
+def test_untied_model_uses_one_block_per_iteration():
+    model = looped(untied=True, recall="none", outer_norm="none")
+    assert len(model.blocks) == 4
+    z = torch.randn(2, 5, 16)
+    assert torch.allclose(model.step(z, None, 2), model.blocks[2](z), atol=1e-6)
+    with pytest.raises(ValueError, match="untied model has 4 layers"):
+        model.step(z, None, 4)
+
+
+def test_bad_options_name_the_valid_ones():
+    with pytest.raises(ValueError, match="internal"):
+        looped(recall="inner")
+    with pytest.raises(ValueError, match="never sees the input"):
+        looped(recall="none", initial_state="zeros")
+
+
+def test_progressive_loss_sends_gradient_only_through_the_last_k_iterations():
+    model = looped(iterations=6)
+    tokens, targets = generate(4, 8, rng("batch"))
+    grad_modes = []
+    original_step = model.step
+    model.step = lambda z, e, iteration=0: grad_modes.append(torch.is_grad_enabled()) or original_step(z, e, iteration)
+    with torch_seed(7):
+        progressive_loss(6, alpha=1.0)(model, (tokens, targets)).backward()
+    gradients = [p.grad.clone() for p in model.parameters()]
+    with torch_seed(7):
+        n = int(torch.randint(0, 6, ()))
+        k = int(torch.randint(1, 6 - n + 1, ()))
+    assert grad_modes == [False] * n + [True] * k
+
+    model.zero_grad()
+    e = model.embed(tokens)
+    z = model.initial_state(e)
+    with torch.no_grad():
+        z = model.iterate(z, e, 0, n) if n else z
+    state = z.detach() if n else z
+    token_loss(model.readout(model.iterate(state, e, n, k)), targets).backward()
+    for expected, got in zip((p.grad for p in model.parameters()), gradients):
+        assert torch.allclose(expected, got, atol=1e-6)
+
+
+def test_progressive_loss_mixes_in_the_full_unroll_with_weight_one_minus_alpha():
+    model = looped(iterations=5)
+    tokens, targets = generate(4, 8, rng("batch"))
+    with torch_seed(3):
+        mixed = progressive_loss(5, alpha=0.25)(model, (tokens, targets))
+    with torch_seed(3):
+        progressive = progressive_loss(5, alpha=1.0)(model, (tokens, targets))
+    full = token_loss(model(tokens, iterations=5)[0], targets)
+    assert torch.allclose(mixed, 0.75 * full + 0.25 * progressive, atol=1e-6)
