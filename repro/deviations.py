@@ -74,4 +74,30 @@ DEVIATIONS: dict[str, Deviation] = {
         "Looped",
         "Chess test sets are Lichess rating buckets, not index windows of the rating-sorted snapshot.",
         "The sample is far too small for index windows, and index order is rating order anyway."),
+    "self-injected-map": Deviation(
+        "SELF",
+        "FPSA iterates u <- (1 - a) u + a (x + W_O A(u) V), recomputing queries and keys from u with V fixed; "
+        "the authors' BERT code iterates without the injection x.",
+        "The paper body is not readable here; this is the authors' later FPSA-R form, and it makes one undamped "
+        "step equal vanilla attention, so pretrained checkpoints drop in (paper notes 4.1-4.2)."),
+    "self-example-stop": Deviation(
+        "SELF",
+        "One relative residual per example over its valid tokens decides when it stops; finished examples leave "
+        "the batch. The authors' code freezes tokens one by one and exits when 80% are frozen.",
+        "An example's compute is then one number, the rule the paper notes recommend (4.3)."),
+    "self-solver-settings": Deviation(
+        "SELF",
+        "Solver defaults: damping 0.5, tolerance 1e-3, at most 12 iterations.",
+        "The paper's values are not known; these are the authors' runs' damping, their code's default "
+        "tolerance, and a cap in the notes' 12-20 range."),
+    "self-neumann-gradient": Deviation(
+        "SELF",
+        "The default gradient is a 4-step Neumann refinement; exact implicit differentiation is available as "
+        "gradient='implicit'.",
+        "It is what the authors' runs used, and approximates the stated implicit gradient at a fixed cost."),
+    "self-post-ln-loop": Deviation(
+        "SELF",
+        "In post-LN checkpoints (Hugging Face BERT) the loop runs on the layer input before the sublayer's "
+        "LayerNorm, with no LayerNorm inside the loop.",
+        "The authors' code is pre-LN and the paper's placement is unknown; this keeps the checkpoint exact at one step."),
 }

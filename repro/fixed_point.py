@@ -124,12 +124,16 @@ def anderson(f: Map, z0: torch.Tensor, max_steps: int, tol: float = 1e-3, memory
     return record.result()
 
 
-def reachability(f: Map, z0: torch.Tensor, horizons: Sequence[int]) -> torch.Tensor:
-    """(len(horizons), batch): the relative residual ||z_{T+1} - z_T|| / ||z_T|| of plain iteration
-    from z0 at each horizon T."""
+def reachability(f: Map, z0: torch.Tensor, horizons: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """The relative residual ||z_{T+1} - z_T|| / ||z_T|| of plain iteration from z0 at each horizon T.
+
+    Returns ((len(horizons), batch) residuals, z_{max(horizons)+1}): the state one iteration past
+    the last horizon, the point the other stability measures are taken at.
+    """
     if min(horizons) < 0:
         raise ValueError(f"horizons must be >= 0, got {list(horizons)}")
-    return iterate(f, z0, max_steps=max(horizons) + 1, tol=0.0).residuals[list(horizons)]
+    result = iterate(f, z0, max_steps=max(horizons) + 1, tol=0.0)
+    return result.residuals[list(horizons)], result.state
 
 
 def sensitivity(z_a: torch.Tensor, z_b: torch.Tensor, e_a: torch.Tensor, e_b: torch.Tensor) -> torch.Tensor:
@@ -137,14 +141,13 @@ def sensitivity(z_a: torch.Tensor, z_b: torch.Tensor, e_a: torch.Tensor, e_b: to
     return flat_norm(z_a - z_b) / flat_norm(e_a - e_b).clamp_min(torch.finfo(torch.float32).tiny)
 
 
-def path_spread(f: Map, starts: Sequence[torch.Tensor], steps: int) -> torch.Tensor:
-    """Largest distance between the states reached from different starts, over their mean norm.
+def path_spread(reached: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Largest distance between states reached from different starts, over their mean norm.
 
-    0 means path independence: every start reaches the same point.
+    0 means path independence: every start led to the same point.
     """
-    if len(starts) < 2:
-        raise ValueError("path_spread needs at least two starting states")
-    reached = [iterate(f, start, max_steps=steps, tol=0.0).state for start in starts]
+    if len(reached) < 2:
+        raise ValueError("path_spread needs the states reached from at least two starts")
     scale = torch.stack([flat_norm(z) for z in reached]).mean(dim=0).clamp_min(torch.finfo(torch.float32).tiny)
     spread = torch.stack([flat_norm(a - b) for i, a in enumerate(reached) for b in reached[i + 1:]])
     return spread.max(dim=0).values / scale

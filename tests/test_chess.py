@@ -4,9 +4,10 @@ import chess
 import pytest
 import torch
 
-from repro.data.chess import (LICHESS_FILES, RATING_EDGES, bucket_labels, data_file, encode_boards, is_correct,
+from repro.data.chess import (LICHESS_FILES, RATING_EDGES, bucket_labels, encode_boards, is_correct,
                               load_lichess, load_mate_in_one, mover_frame, parse_lichess_rows, planes_to_board,
                               quantile_edges, rating_buckets)
+from repro.data.files import data_file
 
 needs_data = pytest.mark.skipif(not os.environ.get("REPRO_DATA_DIR"),
                                 reason="REPRO_DATA_DIR is not set (CI points it at ../shared/data)")

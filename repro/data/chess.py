@@ -11,7 +11,7 @@ Target: the solver's first move in the same frame, as from- and to-square indice
 What the planes do not carry: castling rights, the en-passant square and the move counters, as in
 easy-to-hard-data; the promotion piece is not part of the target (only 'from' and 'to').
 
-Sources (read from the directory named by REPRO_DATA_DIR, see `data_file`; never copied here):
+Sources (read from the directory named by REPRO_DATA_DIR, see `repro.data.files`; never copied here):
 - Lichess puzzle CSVs (PuzzleId, FEN, Moves, Rating, Themes). FEN is the position before the
   opponent's move; Moves[0] is that move, Moves[1] the solver's first move, which is the target.
 - BIG-bench checkmate_in_one: records {pgn, mate}. The game in PGN ends with the side to move
@@ -25,7 +25,6 @@ import csv
 import io
 import json
 import lzma
-import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -35,7 +34,7 @@ import chess
 import numpy as np
 import torch
 
-from repro import ROOT
+from repro.data.files import data_file
 
 LICHESS_FILES = ("lichess/lichess_puzzles.csv.xz", "lichess/torre_puzzles.csv.xz")
 """Lichess samples under REPRO_DATA_DIR. When a PuzzleId is in both, the first file's record is
@@ -48,23 +47,6 @@ PIECE_ORDER = (chess.KING, chess.QUEEN, chess.BISHOP, chess.KNIGHT, chess.ROOK, 
 
 RATING_EDGES = (800, 1200, 1600, 2000, 2400)
 """Fixed 400-point Lichess rating bands: below 800, 800-1199, ..., 2400 and above."""
-
-
-def data_file(relative: str) -> Path:
-    """The file `relative` under REPRO_DATA_DIR, or one error naming the expected path.
-
-    A relative REPRO_DATA_DIR is taken from the repository root, not the working directory, so
-    that tests (run from the root) and notebooks (run from notebooks/) read the same files."""
-    hint = ("set REPRO_DATA_DIR to the shared data directory, e.g. `export REPRO_DATA_DIR=../shared/data` "
-            "(relative to the repository root, as CI does)")
-    setting = os.environ.get("REPRO_DATA_DIR")
-    if not setting:
-        raise FileNotFoundError(f"chess data: REPRO_DATA_DIR is not set, and {relative} is expected under it; {hint}")
-    path = ROOT / setting / relative
-    if not path.is_file():
-        raise FileNotFoundError(f"chess data: expected {relative} at {path} (REPRO_DATA_DIR={setting!r}), "
-                                f"but there is no such file; {hint}")
-    return path
 
 
 @dataclass(frozen=True)

@@ -30,8 +30,8 @@ import torch
 from torch import nn
 
 from repro.config import StrictConfig, choice
-from repro.nn import EncoderBlock
 from repro.fixed_point import relative_residual
+from repro.nn import EncoderBlock
 
 RECALLS = ("none", "standard", "internal")
 RECALL_FORMS = ("add", "concat")

@@ -1,0 +1,376 @@
+"""SELF-Transformer's fixed-point self-attention (FPSA): the attention alignment is refined by a
+fixed-point iteration, with no new parameters, as a drop-in for the attention of a Hugging Face
+BERT model (`swap_bert_attention`) or of our own encoder blocks (`swap_self_attention`).
+
+For an attention sublayer with input x (batch, tokens, width) the values V = W_V x are computed
+once, and the injected state u is iterated (paper notes, sections 2.2 and 4.2):
+
+    A(u)    = softmax((W_Q u)(W_K u)^T / sqrt(d_h) + M)                         per head
+    f(u)    = x + W_O A(u) V
+    u_0     = x,   u_{k+1} = (1 - a) u_k + a f(u_k)                              a = damping
+    r_k     = ||f(u_k) - u_k||_F / ||u_k||_F                                      per example, valid tokens
+
+Each example stops at the first k with r_k < tol, or at `max_iterations`, and is then dropped from
+the batch, so the compute spent is truly per input. The sublayer returns the delta
+g(u*) = W_O A(u*) V where vanilla attention returns g(x) = W_O A(x) V: one undamped step (or
+`max_iterations=1`) is vanilla attention exactly, so pretrained checkpoints load unchanged. The
+iteration runs on d = u - x, so the delta is computed without the cancellation of (x + g) - x.
+(W_Q, W_K, W_V, W_O are the layer's affine maps, biases included.)
+
+Gradients, with gr = dL/d(delta) and J = dg/du at the reached point u*:
+
+- "phantom":  backpropagate through one evaluation g(u*) with u* held constant (lambda = gr);
+- "neumann":  lambda = sum_{i=0..k} (J^T)^i gr, the truncated Neumann series of (I - J^T)^-1 gr;
+- "implicit": lambda = (I - J^T)^-1 gr, solved to `backward_tol` by `repro.fixed_point.iterate`
+              (damped like the forward) or `anderson` -- the exact implicit-function-theorem gradient;
+- "unrolled": backpropagate through every iteration (memory grows with the iterations; the reference).
+
+In the first three the solve runs without a graph and, when gradients are enabled, g(u*) is
+evaluated once more with one; lambda is backpropagated through that evaluation to the weights and
+to x (through V and through u = x + d), so memory does not grow with the iterations.
+
+Every forward leaves `aux` (an `AttentionAux`: iterations, residual trace, final residual and
+convergence per example; the adjoint solve's steps and residual once backward has run) on the
+module; `fixed_point_aux(model)` stacks them per layer.
+"""
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from repro.config import StrictConfig, choice
+from repro.fixed_point import anderson, flat_norm, iterate
+from repro.nn import SelfAttention
+
+GRADIENTS = ("phantom", "neumann", "implicit", "unrolled")
+BACKWARD_SOLVERS = ("iterate", "anderson")
+
+
+@dataclass
+class FixedPointAttentionConfig(StrictConfig):
+    # DEVIATION: [self-solver-settings] the paper's damping, tolerance and cap are not known: the authors'
+    # runs' damping, their code's default tolerance, and a cap in the notes' recommended 12-20 range.
+    damping: float = 0.5
+    """a in u <- (1 - a) u + a f(u); the authors' runs use 0.5 (paper notes, section 2.2)."""
+    tol: float = 1e-3
+    """Stop an example once ||f(u) - u|| / ||u|| < tol; 0 runs every iteration."""
+    max_iterations: int = 12
+    """Evaluations of f per layer and example; 1 is vanilla attention."""
+    # DEVIATION: [self-neumann-gradient] the paper states implicit differentiation; the default is the
+    # 4-term Neumann refinement the authors' runs used, an approximation of it ("implicit" is exact).
+    gradient: str = "neumann"
+    neumann_steps: int = 4
+    """Terms of the Neumann series after the first (the authors' N = 4)."""
+    backward_solver: str = "iterate"
+    """Solver of the adjoint equation in "implicit" mode."""
+    backward_tol: float = 1e-6
+    """Relative residual at which the adjoint solve ("neumann" and "implicit") stops early."""
+    backward_max_iterations: int = 40
+    anderson_memory: int = 5
+
+    def __post_init__(self):
+        choice("gradient", self.gradient, GRADIENTS)
+        choice("backward_solver", self.backward_solver, BACKWARD_SOLVERS)
+        if not 0 < self.damping <= 1:
+            raise ValueError(f"damping must be in (0, 1], got {self.damping}")
+        if self.tol < 0 or self.backward_tol < 0:
+            raise ValueError(f"tolerances must be >= 0, got tol={self.tol}, backward_tol={self.backward_tol}")
+        if self.max_iterations < 1 or self.neumann_steps < 1:
+            raise ValueError(f"max_iterations and neumann_steps must be >= 1, got "
+                             f"{self.max_iterations}, {self.neumann_steps}")
+        if self.backward_max_iterations < 2 or self.anderson_memory < 2:
+            raise ValueError(f"backward_max_iterations and anderson_memory must be >= 2, got "
+                             f"{self.backward_max_iterations}, {self.anderson_memory}")
+
+
+@dataclass
+class AttentionAux:
+    """What one FPSA layer spent on its last forward (and backward), per example."""
+    iterations: torch.Tensor
+    """(batch,): evaluations of f, the first (vanilla) one included, so refinement steps are one
+    fewer; `max_iterations` where the example did not converge."""
+    residuals: torch.Tensor
+    """(evaluations, batch): r_k at every evaluation, frozen once the example stopped."""
+    residual: torch.Tensor
+    """(batch,): r at the evaluation whose output was returned."""
+    converged: torch.Tensor
+    """(batch,) bool: residual < tol."""
+    backward_steps: torch.Tensor | None = None
+    """(batch,): adjoint iterations of the last backward ("neumann", "implicit")."""
+    backward_residual: torch.Tensor | None = None
+    backward_converged: torch.Tensor | None = None
+
+
+QueriesKeys = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+"""u (batch, tokens, width) -> queries, keys (batch, heads, tokens, head width)."""
+Project = Callable[[torch.Tensor], torch.Tensor]
+"""Per-head context (batch, heads, tokens, head width) -> W_O applied to the merged heads."""
+
+
+def additive_mask(mask: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor | None:
+    """A boolean mask (True = may attend) or an additive one, as an additive float mask.
+
+    The finite minimum rather than -inf keeps a fully masked row finite, as Hugging Face does.
+    """
+    if mask is None or mask.dtype != torch.bool:
+        return None if mask is None else mask.to(dtype)
+    return torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill(~mask, torch.finfo(dtype).min)
+
+
+def _take(t: torch.Tensor | None, index: torch.Tensor | None) -> torch.Tensor | None:
+    """The examples `index` of t, where t has a batch axis (a leading 1 broadcasts)."""
+    return t if t is None or index is None or t.shape[0] == 1 else t[index]
+
+
+def _attend(q, k, v, bias, keep):
+    if keep is None:
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
+    # The fused kernel samples its own dropout mask; the mask fixed for the whole loop needs explicit weights.
+    logits = q @ k.transpose(-2, -1) * q.shape[-1] ** -0.5
+    weights = torch.softmax(logits if bias is None else logits + bias, dim=-1)
+    return (weights * keep) @ v
+
+
+def _solve(g, x: torch.Tensor, weights: torch.Tensor | None, config: FixedPointAttentionConfig):
+    """The damped iteration of the module docstring on d = u - x, finished examples dropped.
+
+    Returns (g(u_k) and d_k at each example's last evaluation, AttentionAux). Written without
+    in-place writes to tensors that carry a graph, so it also runs under autograd ("unrolled").
+    """
+    # DEVIATION: [self-example-stop] one relative residual per example over all its valid tokens, not the
+    # authors' per-token freeze with an 80% exit fraction: an example's compute is then one number.
+    batch = x.shape[0]
+    d = torch.zeros_like(x)
+    delta, d_evaluated = torch.zeros_like(x), torch.zeros_like(x)
+    iterations = torch.full((batch,), config.max_iterations, dtype=torch.long, device=x.device)
+    residual = torch.zeros(batch, device=x.device)
+    trace = []
+    active = torch.arange(batch, device=x.device)
+    for evaluation in range(1, config.max_iterations + 1):
+        d_active = d[active]
+        g_active = g(d_active, None if len(active) == batch else active)
+        with torch.no_grad():
+            step, u = g_active - d_active, x[active] + d_active
+            if weights is not None:
+                step, u = step * _take(weights, active), u * _take(weights, active)
+            r = (flat_norm(step) / flat_norm(u).clamp_min(torch.finfo(torch.float32).tiny)).float()
+        residual = residual.index_copy(0, active, r)
+        trace.append(residual)
+        delta = delta.index_copy(0, active, g_active)
+        d_evaluated = d_evaluated.index_copy(0, active, d_active)
+        d = d.index_copy(0, active, d_active + config.damping * (g_active - d_active))
+        done = r < config.tol
+        iterations[active[done]] = evaluation
+        active = active[~done]
+        if not len(active):
+            break
+    aux = AttentionAux(iterations, torch.stack(trace), residual, residual < config.tol)
+    return delta, d_evaluated, aux
+
+
+def _adjoint_hook(out: torch.Tensor, d_star: torch.Tensor, config: FixedPointAttentionConfig, aux: AttentionAux):
+    """Gradient hook on out = g(x + d*) that replaces gr by lambda solving lambda = J^T lambda + gr."""
+    busy = False
+
+    def hook(gr: torch.Tensor):
+        nonlocal busy
+        if busy or gr is None:  # the vector-Jacobian products below pass through `out` again
+            return None
+        busy = True
+        try:
+            def adjoint_map(lam):
+                return torch.autograd.grad(out, d_star, lam, retain_graph=True)[0] + gr
+            if config.gradient == "neumann":
+                # lambda_0 = gr and k plain steps give exactly the series sum_{i<=k} (J^T)^i gr.
+                result = iterate(adjoint_map, gr, config.neumann_steps, config.backward_tol)
+            elif config.backward_solver == "anderson":
+                result = anderson(adjoint_map, gr, config.backward_max_iterations, config.backward_tol,
+                                  memory=config.anderson_memory)
+            else:
+                # The damped adjoint iteration has the spectrum of the damped forward one: it converges where that does.
+                result = iterate(adjoint_map, gr, config.backward_max_iterations, config.backward_tol,
+                                 damping=config.damping)
+        finally:
+            busy = False
+        aux.backward_steps, aux.backward_converged = result.steps, result.converged
+        aux.backward_residual = result.residuals[-1]
+        return result.state
+
+    return hook
+
+
+def fixed_point_attention(x: torch.Tensor, queries_keys: QueriesKeys, values: torch.Tensor, project: Project,
+                          config: FixedPointAttentionConfig, bias: torch.Tensor | None = None,
+                          token_mask: torch.Tensor | None = None,
+                          dropout: float = 0.0) -> tuple[torch.Tensor, AttentionAux]:
+    """The FPSA delta g(u*) = W_O A(u*) V of the module docstring, and what it spent.
+
+    `values` (batch, heads, tokens, head width) = W_V x, computed once by the caller; `bias` an
+    additive mask broadcastable to (batch, heads, tokens, tokens); `token_mask` (batch, tokens)
+    True for the tokens counted in the residual norms (padding excluded); `dropout` the
+    attention-dropout rate, 0 outside training.
+    """
+    # One Bernoulli mask per forward, reused at every iteration and in the backward, so f is one
+    # deterministic map and has a fixed point at all (paper notes, section 4.7).
+    keep = None
+    if dropout > 0:
+        shape = (*values.shape[:3], values.shape[2])
+        keep = (torch.rand(shape, device=x.device) >= dropout).to(x.dtype) / (1 - dropout)
+
+    # DEVIATION: [self-injected-map] the paper body's equation is unreadable: this is the injected map of the
+    # authors' later FPSA-R code ("Eq. 5"), Q and K from u, V fixed; their BERT code iterates without x.
+    def g(d: torch.Tensor, index: torch.Tensor | None) -> torch.Tensor:
+        """g(u) = W_O A(u) V at u = x + d, for the examples `index` (all where None); f(u) = x + g(u)."""
+        q, k = queries_keys(_take(x, index) + d)
+        return project(_attend(q, k, _take(values, index), _take(bias, index), _take(keep, index)))
+
+    weights = None if token_mask is None else token_mask.unsqueeze(-1).to(x.dtype)
+    if config.gradient == "unrolled" and torch.is_grad_enabled():
+        delta, _, aux = _solve(g, x, weights, config)
+        return delta, aux
+    with torch.no_grad():
+        delta, d_star, aux = _solve(g, x, weights, config)
+    if not torch.is_grad_enabled():
+        return delta, aux
+    if config.gradient == "phantom":
+        return g(d_star, None), aux
+    d_star.requires_grad_()
+    out = g(d_star, None)
+    out.register_hook(_adjoint_hook(out, d_star, config, aux))
+    return out, aux
+
+
+def _split_heads(t: torch.Tensor, heads: int) -> torch.Tensor:
+    return t.view(*t.shape[:-1], heads, t.shape[-1] // heads).transpose(1, 2)
+
+
+def _merge_heads(t: torch.Tensor) -> torch.Tensor:
+    return t.transpose(1, 2).flatten(2)
+
+
+class FixedPointSelfAttention(nn.Module):
+    """FPSA with the weights of a `repro.nn.SelfAttention`: same call, same parameters and
+    state-dict keys (`qkv`, `out`, `position_bias`), so a vanilla checkpoint loads unchanged.
+
+    Returns the delta W_O A(u*) V that the pre-LN `EncoderBlock` adds to its residual stream:
+    x here is LN(x_in), as in the authors' pre-LN code (paper notes, section 2.2).
+    """
+
+    def __init__(self, attention: SelfAttention, config: FixedPointAttentionConfig):
+        super().__init__()
+        self.heads, self.dropout = attention.heads, attention.dropout
+        self.qkv, self.out, self.position_bias = attention.qkv, attention.out, attention.position_bias
+        self.config = config
+        self.aux: AttentionAux | None = None
+        self.train(attention.training)
+
+    def forward(self, x: torch.Tensor, key_mask: torch.Tensor | None = None) -> torch.Tensor:
+        width = x.shape[-1]
+
+        def queries_keys(u):
+            # Q and K are recomputed from u every iteration, V once from x: rows of the fused projection.
+            qk = F.linear(u, self.qkv.weight[:2 * width], self.qkv.bias[:2 * width])
+            return tuple(_split_heads(t, self.heads) for t in qk.chunk(2, dim=-1))
+
+        values = _split_heads(F.linear(x, self.qkv.weight[2 * width:], self.qkv.bias[2 * width:]), self.heads)
+        bias = None if key_mask is None else additive_mask(key_mask[:, None, None, :], x.dtype)
+        if self.position_bias is not None:
+            position = self.position_bias(x.shape[1])[None].to(x.dtype)
+            bias = position if bias is None else position + bias
+        delta, self.aux = fixed_point_attention(x, queries_keys, values, lambda c: self.out(_merge_heads(c)),
+                                                self.config, bias, key_mask,
+                                                self.dropout if self.training else 0.0)
+        return delta
+
+
+class FixedPointBertAttention(nn.Module):
+    """FPSA in place of a Hugging Face `BertAttention` (self-attention + `BertSelfOutput`), reusing
+    its submodules `self` (query, key, value) and `output` (dense = W_O, dropout, LayerNorm): no
+    new parameters, the same state-dict keys.
+
+    Post-LN as in BERT: out = LN(x + Dropout(W_O A(u*) V)), where vanilla has A(x). Q and K are
+    computed directly on u (paper notes, section 4.2: this matches vanilla at k = 0).
+    """
+
+    def __init__(self, attention: nn.Module, config: FixedPointAttentionConfig):
+        super().__init__()
+        if attention.is_cross_attention or attention.self.is_decoder:
+            raise ValueError("FPSA replaces encoder self-attention, not a decoder's or cross-attention")
+        self.self, self.output = attention.self, attention.output
+        self.is_cross_attention = False
+        self.config = config
+        self.aux: AttentionAux | None = None
+        self.train(attention.training)
+
+    def forward(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                encoder_hidden_states=None, encoder_attention_mask=None, past_key_values=None,
+                **kwargs) -> tuple[torch.Tensor, None]:
+        if encoder_hidden_states is not None or past_key_values is not None:
+            raise ValueError("FPSA supports encoder self-attention only: no encoder states, no key-value cache")
+        # DEVIATION: [self-post-ln-loop] in a post-LN checkpoint the loop runs on the un-normalised layer
+        # input, before the sublayer's LayerNorm; the authors' code is pre-LN, the paper's placement unknown.
+        x, heads = hidden_states, self.self.num_attention_heads
+        queries_keys = lambda u: (_split_heads(self.self.query(u), heads), _split_heads(self.self.key(u), heads))
+        values = _split_heads(self.self.value(x), heads)
+        bias = additive_mask(attention_mask, x.dtype)
+        # The keys some query may attend to are the real tokens; padding stays out of the residual norms.
+        token_mask = None if bias is None else \
+            (bias > torch.finfo(x.dtype).min / 2).expand(-1, -1, x.shape[1], -1).any(dim=2).any(dim=1)
+        delta, self.aux = fixed_point_attention(x, queries_keys, values,
+                                                lambda c: self.output.dense(_merge_heads(c)), self.config,
+                                                bias, token_mask, self.self.dropout.p if self.training else 0.0)
+        return self.output.LayerNorm(self.output.dropout(delta) + x), None
+
+
+def _swap(model: nn.Module, replaces: Callable[[nn.Module], bool], wrapper: type, config) -> nn.Module:
+    if isinstance(model, wrapper):
+        model.config = config
+        return model
+    if replaces(model):
+        return wrapper(model, config)
+    for parent in list(model.modules()):
+        for name, child in list(parent.named_children()):
+            if isinstance(child, wrapper):
+                child.config = config
+            elif replaces(child):
+                setattr(parent, name, wrapper(child, config))
+    return model
+
+
+def swap_bert_attention(model: nn.Module, config: FixedPointAttentionConfig) -> nn.Module:
+    """Replace every self-attention `BertAttention` of a Hugging Face model by FPSA, in place.
+
+    Returns the model (the new module where `model` is itself a `BertAttention`). Already-swapped
+    layers take the new `config`, so the same call changes the tolerance or cap for evaluation.
+    """
+    from transformers.models.bert.modeling_bert import BertAttention
+
+    return _swap(model, lambda m: isinstance(m, BertAttention) and not m.is_cross_attention,
+                 FixedPointBertAttention, config)
+
+
+def swap_self_attention(model: nn.Module, config: FixedPointAttentionConfig) -> nn.Module:
+    """Replace every `repro.nn.SelfAttention` of one of our models by FPSA, in place (see above)."""
+    return _swap(model, lambda m: type(m) is SelfAttention, FixedPointSelfAttention, config)
+
+
+def fixed_point_layers(model: nn.Module) -> list[nn.Module]:
+    """The FPSA modules of a model, in forward (module) order."""
+    return [m for m in model.modules() if isinstance(m, (FixedPointSelfAttention, FixedPointBertAttention))]
+
+
+def fixed_point_aux(model: nn.Module) -> dict[str, torch.Tensor]:
+    """(layers, batch) "iterations", "residuals" (final) and "converged" of the last forward, and
+    "backward_steps" once a backward has run through every layer."""
+    records = [layer.aux for layer in fixed_point_layers(model)]
+    if not records or any(r is None for r in records):
+        raise ValueError("no forward through FPSA layers to report: swap attention and run the model first")
+    aux = {"iterations": torch.stack([r.iterations for r in records]),
+           "residuals": torch.stack([r.residual for r in records]),
+           "converged": torch.stack([r.converged for r in records])}
+    if all(r.backward_steps is not None for r in records):
+        aux["backward_steps"] = torch.stack([r.backward_steps for r in records])
+    return aux
