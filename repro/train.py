@@ -179,7 +179,7 @@ def progressive_loss(max_iterations: int, alpha: float, task_loss: Callable = to
         + alpha * task_loss(readout after n + k iterations),
     with n ~ U{0, ..., M-1} iterations run without gradient and then k ~ U{1, ..., M-n} with it, so
     the second term teaches the loop to improve whatever state it is handed, not to count iterations.
-    The model provides `embed`, `initial_state`, `step(z, e, iteration)` and `readout`.
+    The model provides `embed`, `initial_state`, `iterate(z, e, start, count)` and `readout`.
     """
     if not 0 <= alpha <= 1 or max_iterations < 1:
         raise ValueError(f"need 0 <= alpha <= 1 and max_iterations >= 1, got {alpha}, {max_iterations}")

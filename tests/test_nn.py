@@ -36,3 +36,22 @@ def test_block_is_pre_layer_norm_residual():
 def test_masked_mean_counts_only_valid_tokens():
     x = torch.tensor([[[1.0], [3.0], [100.0]]])
     assert masked_mean(x, torch.tensor([[True, True, False]])).item() == 2.0
+
+
+def test_relative_position_bias_enters_the_logits_and_respects_the_key_mask():
+    with torch_seed(0):
+        attention = SelfAttention(8, heads=2, max_offset=2)
+    with torch.no_grad():
+        attention.position_bias.table.normal_()
+    x = torch.randn(1, 5, 8)
+    q, k, v = attention.qkv(x).split(8, dim=-1)
+    bias = attention.position_bias(5)
+    offsets = torch.arange(5)[None, :] - torch.arange(5)[:, None]
+    assert torch.equal(bias[1], attention.position_bias.table[1, offsets.clamp(-2, 2) + 2])
+    heads = [torch.softmax(q[..., h * 4:(h + 1) * 4] @ k[..., h * 4:(h + 1) * 4].transpose(1, 2) / 2.0 + bias[h], dim=-1)
+             @ v[..., h * 4:(h + 1) * 4] for h in range(2)]
+    assert torch.allclose(attention(x), attention.out(torch.cat(heads, dim=-1)), atol=1e-5)
+    mask = torch.tensor([[True, True, True, False, False]])
+    changed = x.clone()
+    changed[0, 3:] = torch.randn(2, 8)
+    assert torch.allclose(attention(x, mask)[0, :3], attention(changed, mask)[0, :3], atol=1e-6)
