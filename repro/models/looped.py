@@ -106,7 +106,7 @@ class LoopedTransformer(nn.Module):
 
     `forward` returns `(logits, aux)` with aux["residuals"] (iterations, batch), the relative
     residual ||z_{t+1} - z_t|| / ||z_t|| of every iteration, and aux["iterations"].
-    The pieces `embed`, `initial_state`, `step` and `readout` are public so the progressive
+    The pieces `embed`, `initial_state`, `step`, `iterate` and `readout` are public so the progressive
     loss and the fixed-point tools can drive the loop themselves.
     """
 
