@@ -6,6 +6,7 @@ missing setting or file stops with one error that says what is expected where.
 
 import os
 from pathlib import Path
+from typing import Callable
 
 from repro import ROOT
 
@@ -26,3 +27,19 @@ def data_file(relative: str) -> Path:
         raise FileNotFoundError(f"expected {relative} at {path} (REPRO_DATA_DIR={setting!r}), "
                                 f"but there is no such file; {HINT}")
     return path
+
+
+def local_or_hub(relative: str, from_hub: Callable[[], object], what: str):
+    """`relative` under REPRO_DATA_DIR where it is there; else `from_hub()` (a `datasets` download).
+
+    Where neither works, one error says both what was expected locally and why the hub failed,
+    never a silent substitute. Returns the local path, or what `from_hub` returned.
+    """
+    try:
+        return data_file(relative)
+    except FileNotFoundError as missing:
+        try:
+            return from_hub()
+        except Exception as hub_error:  # noqa: BLE001 - any hub failure ends in the one clear error below
+            raise FileNotFoundError(f"{what}: {missing}; the fallback download from the Hugging Face hub failed "
+                                    f"too ({type(hub_error).__name__}: {hub_error})") from hub_error

