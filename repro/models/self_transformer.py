@@ -171,30 +171,33 @@ def _solve(g, x: torch.Tensor, weights: torch.Tensor | None, config: FixedPointA
     return delta, d_evaluated, aux
 
 
-def _adjoint_hook(out: torch.Tensor, d_star: torch.Tensor, config: FixedPointAttentionConfig, aux: AttentionAux):
-    """Gradient hook on out = g(x + d*) that replaces gr by lambda solving lambda = J^T lambda + gr."""
-    busy = False
+def _adjoint_hook(g: Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor], d_star: torch.Tensor,
+                  config: FixedPointAttentionConfig, aux: AttentionAux):
+    """Gradient hook on out = g(d*) that replaces gr by lambda solving lambda = J^T lambda + gr.
+
+    J^T is applied through a fresh evaluation of g at d*, never through `out` itself: a hook that
+    holds the tensor it is registered on is a reference cycle through the autograd graph that
+    Python's garbage collector cannot see, and it kept every training step's graph alive."""
 
     def hook(gr: torch.Tensor):
-        nonlocal busy
-        if busy or gr is None:  # the vector-Jacobian products below pass through `out` again
+        if gr is None:
             return None
-        busy = True
-        try:
-            def adjoint_map(lam):
-                return torch.autograd.grad(out, d_star, lam, retain_graph=True)[0] + gr
-            if config.gradient == "neumann":
-                # lambda_0 = gr and k plain steps give exactly the series sum_{i<=k} (J^T)^i gr.
-                result = iterate(adjoint_map, gr, config.neumann_steps, config.backward_tol)
-            elif config.backward_solver == "anderson":
-                result = anderson(adjoint_map, gr, config.backward_max_iterations, config.backward_tol,
-                                  memory=config.anderson_memory)
-            else:
-                # The damped adjoint iteration has the spectrum of the damped forward one: it converges where that does.
-                result = iterate(adjoint_map, gr, config.backward_max_iterations, config.backward_tol,
-                                 damping=config.damping)
-        finally:
-            busy = False
+        with torch.enable_grad():
+            d = d_star.detach().requires_grad_()
+            out = g(d, None)
+
+        def adjoint_map(lam):
+            return torch.autograd.grad(out, d, lam, retain_graph=True)[0] + gr
+        if config.gradient == "neumann":
+            # lambda_0 = gr and k plain steps give exactly the series sum_{i<=k} (J^T)^i gr.
+            result = iterate(adjoint_map, gr, config.neumann_steps, config.backward_tol)
+        elif config.backward_solver == "anderson":
+            result = anderson(adjoint_map, gr, config.backward_max_iterations, config.backward_tol,
+                              memory=config.anderson_memory)
+        else:
+            # The damped adjoint iteration has the spectrum of the damped forward one: it converges where that does.
+            result = iterate(adjoint_map, gr, config.backward_max_iterations, config.backward_tol,
+                             damping=config.damping)
         aux.backward_steps, aux.backward_converged = result.steps, result.converged
         aux.backward_residual = result.residuals[-1]
         return result.state
@@ -237,9 +240,8 @@ def fixed_point_attention(x: torch.Tensor, queries_keys: QueriesKeys, values: to
         return delta, aux
     if config.gradient == "phantom":
         return g(d_star, None), aux
-    d_star.requires_grad_()
     out = g(d_star, None)
-    out.register_hook(_adjoint_hook(out, d_star, config, aux))
+    out.register_hook(_adjoint_hook(g, d_star, config, aux))
     return out, aux
 
 
