@@ -261,6 +261,15 @@ def claim(claim_id: str) -> Claim:
     return _BY_ID[spine]
 
 
+def verdict_from_checks(passed: int, total: int, partial_from: int = 1) -> str:
+    """A verdict rule's outcome: every check passed is 'reproduced', at least `partial_from` is
+    'partially', fewer is 'not reproduced'."""
+    if not 0 <= passed <= total or not 1 <= partial_from <= total:
+        raise ValueError(f"need 0 <= passed <= total and 1 <= partial_from <= total, "
+                         f"got passed {passed}, total {total}, partial_from {partial_from}")
+    return "reproduced" if passed == total else "partially" if passed >= partial_from else "not reproduced"
+
+
 def check_verdict(verdict: str) -> str:
     """Return `verdict` if it is one of VERDICTS, so no misspelled verdict reaches the report."""
     choice("verdict", verdict, VERDICTS)

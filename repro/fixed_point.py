@@ -10,6 +10,9 @@ transformer framework:
   (`sensitivity`), and whether different starting states reach the same point (`path_spread`);
 - geometry: the spectral radius rho(J) and spectral norm ||J||_2 of the Jacobian J = df/dz at the
   reached state, by power iteration on Jacobian-vector products (J is never formed).
+
+`stability` takes all of them at once for a map with an injected input, z_{t+1} = F(z_t; e), the
+form of a looped transformer's iteration.
 """
 
 from dataclasses import dataclass
@@ -19,6 +22,8 @@ import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 Map = Callable[[torch.Tensor], torch.Tensor]
+InjectedMap = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+"""(z, e) -> F(z; e): one iteration from state z with the input's embedding e."""
 
 
 def flat_norm(x: torch.Tensor) -> torch.Tensor:
@@ -189,3 +194,63 @@ def spectral_norm(f: Map, z: torch.Tensor, iterations: int = 50,
     for _ in range(iterations):
         v, _ = _unit(pullback(jacobian_vector_product(f, z, v))[0])
     return flat_norm(jacobian_vector_product(f, z, v))
+
+
+@dataclass
+class Stability:
+    """The three stability axes of z_{t+1} = F(z_t; e), per example (see `stability`)."""
+
+    residuals: torch.Tensor
+    """(len(horizons), batch) reachability: the relative residual at each horizon."""
+    sensitivity: torch.Tensor
+    """(batch,) input-dependence: reached-state change per unit of input-embedding change."""
+    path_spread: torch.Tensor
+    """(batch,) input-dependence: spread of the states reached from four different starts."""
+    spectral_radius: torch.Tensor
+    """(jacobian_size,) geometry: rho(dF/dz) at the reached state."""
+    spectral_norm: torch.Tensor
+    """(jacobian_size,) geometry: ||dF/dz||_2 at the reached state."""
+
+    def medians(self, horizon_names: Sequence[str], tol: float) -> dict[str, float]:
+        """Medians over examples, one table row: "residual @<name>" per horizon, "reached @<last name>"
+        (the fraction of examples whose last residual is under `tol`), "sensitivity", "path spread",
+        "spectral radius" and "spectral norm"."""
+        if len(horizon_names) != len(self.residuals):
+            raise ValueError(f"{len(self.residuals)} horizons need as many names, got {list(horizon_names)}")
+        row = {f"residual @{name}": r.median().item() for name, r in zip(horizon_names, self.residuals)}
+        return row | {f"reached @{horizon_names[-1]}": (self.residuals[-1] < tol).float().mean().item(),
+                      "sensitivity": self.sensitivity.median().item(), "path spread": self.path_spread.median().item(),
+                      "spectral radius": self.spectral_radius.median().item(),
+                      "spectral norm": self.spectral_norm.median().item()}
+
+
+def stability(step: InjectedMap, initial_state: Callable[[torch.Tensor], torch.Tensor], e: torch.Tensor,
+              e_edited: torch.Tensor, horizons: Sequence[int], jacobian_size: int, power_iterations: int,
+              generator: torch.Generator) -> Stability:
+    """All three axes for the inputs e, at z*: the state one iteration past the last horizon T.
+
+    - reachability: `reachability` from z_0 = initial_state(e) at `horizons`;
+    - input-dependence: `sensitivity` against `e_edited`, the embeddings of the same inputs after a
+      small valid edit, iterated T times from their own initial state; and `path_spread` over four
+      starts iterated T + 1 times: z_0, zeros, Gaussian noise at the scale of z*, and another
+      example's z* (the batch rolled by one, so the batch needs two examples or more);
+    - geometry: `spectral_radius` and `spectral_norm` of dF/dz at z* for the first `jacobian_size`
+      examples, with `power_iterations` steps each.
+    `generator` draws the noise start and the power iterations' start vectors, in that order.
+    """
+    if e.shape[0] < 2 or not 1 <= jacobian_size <= e.shape[0]:
+        raise ValueError(f"stability needs a batch of >= 2 and 1 <= jacobian_size <= batch; "
+                         f"got batch {e.shape[0]}, jacobian_size {jacobian_size}")
+    f = lambda z: step(z, e)
+    z0 = initial_state(e)
+    last = max(horizons)
+    residuals, z_star = reachability(f, z0, horizons)
+    z_edited = iterate(lambda z: step(z, e_edited), initial_state(e_edited), last, tol=0.0).state
+    noise = torch.randn(z0.shape, generator=generator).to(z0) * z_star.norm(dim=-1, keepdim=True).mean()
+    starts = [torch.zeros_like(z0), noise, z_star.roll(1, dims=0)]
+    spread = path_spread([z_star] + [iterate(f, start, last + 1, tol=0.0).state for start in starts])
+    f_subset = lambda z: step(z, e[:jacobian_size])
+    z_subset = z_star[:jacobian_size]
+    return Stability(residuals, sensitivity(z_star, z_edited, e, e_edited), spread,
+                     spectral_radius(f_subset, z_subset, power_iterations, generator),
+                     spectral_norm(f_subset, z_subset, power_iterations, generator))

@@ -1,5 +1,5 @@
 """Shared transformer blocks: attention through `scaled_dot_product_attention`, a relative
-position bias, MLPs, the pre-LN encoder block."""
+position bias and its grid analogue (a shared-label bias), MLPs, the pre-LN encoder block."""
 
 import torch
 import torch.nn.functional as F
@@ -58,23 +58,54 @@ class RelativePositionBias(nn.Module):
         return self.table[:, offsets + self.max_offset]
 
 
+class SharedLabelBias(nn.Module):
+    """A learned score sum_k w_{h,k} [label_k(i) = label_k(j)] per head h, added to the attention
+    logits of query i and key j. For inputs of a fixed structure, where what matters is which
+    groups two positions share rather than their offset (sudoku: w_{h,row} for two cells in one
+    row, plus w_{h,column}, plus w_{h,box}), it is what the relative position bias is for a line.
+
+    `structure` gives every position one label per grouping (as `LoopedConfig.structure`). The
+    weights start at 1, so attention begins on the positions that share a grouping, as the
+    relative bias begins local: a constraint's evidence sits in the cells that share its unit.
+    """
+
+    def __init__(self, heads: int, structure: tuple[tuple[int, ...], ...]):
+        super().__init__()
+        if not structure:
+            raise ValueError("SharedLabelBias needs at least one grouping of the positions")
+        labels = torch.tensor(structure)
+        self.register_buffer("shared", (labels[:, :, None] == labels[:, None, :]).float(), persistent=False)
+        self.weight = nn.Parameter(torch.ones(heads, len(structure)))
+
+    def forward(self, tokens: int) -> torch.Tensor:
+        """(heads, tokens, tokens) biases."""
+        if tokens != self.shared.shape[1]:
+            raise ValueError(f"the structure labels {self.shared.shape[1]} positions; got {tokens} tokens")
+        return torch.einsum("hk,kij->hij", self.weight, self.shared)
+
+
 class SelfAttention(nn.Module):
     """Multi-head self-attention, softmax(Q K^T / sqrt(d_h) + mask) V, with a key padding mask.
 
     `key_mask` (batch, tokens) is True for tokens that may be attended to; masked tokens still
     act as queries, their rows are simply ignored downstream. With `max_offset` > 0 the logits
-    carry a `RelativePositionBias`, so the layer needs no absolute position embedding.
+    carry a `RelativePositionBias`, so the layer needs no absolute position embedding; or pass
+    `position_bias`, any module mapping a token count to (heads, tokens, tokens) logits (e.g. a
+    `SharedLabelBias`).
     """
 
-    def __init__(self, width: int, heads: int, dropout: float = 0.0, max_offset: int = 0):
+    def __init__(self, width: int, heads: int, dropout: float = 0.0, max_offset: int = 0,
+                 position_bias: nn.Module | None = None):
         super().__init__()
         if width % heads:
             raise ValueError(f"width {width} is not divisible by heads {heads}")
+        if max_offset and position_bias is not None:
+            raise ValueError("give either max_offset (a relative position bias) or a position_bias module, not both")
         self.heads = heads
         self.qkv = nn.Linear(width, 3 * width)
         self.out = nn.Linear(width, width)
         self.dropout = dropout
-        self.position_bias = RelativePositionBias(heads, max_offset) if max_offset else None
+        self.position_bias = RelativePositionBias(heads, max_offset) if max_offset else position_bias
 
     def forward(self, x: torch.Tensor, key_mask: torch.Tensor | None = None) -> torch.Tensor:
         batch, tokens, width = x.shape
@@ -91,10 +122,11 @@ class SelfAttention(nn.Module):
 class EncoderBlock(nn.Module):
     """Pre-LN transformer block: h = x + Attn(LN(x)); y = h + MLP(LN(h))."""
 
-    def __init__(self, width: int, heads: int, mlp_hidden: int, dropout: float = 0.0, max_offset: int = 0):
+    def __init__(self, width: int, heads: int, mlp_hidden: int, dropout: float = 0.0, max_offset: int = 0,
+                 position_bias: nn.Module | None = None):
         super().__init__()
         self.attention_norm = nn.LayerNorm(width)
-        self.attention = SelfAttention(width, heads, dropout, max_offset)
+        self.attention = SelfAttention(width, heads, dropout, max_offset, position_bias)
         self.mlp_norm = nn.LayerNorm(width)
         self.mlp = MLP(width, mlp_hidden, dropout)
 

@@ -45,6 +45,17 @@ def mean_std(values) -> dict:
             "n": int(len(series))}
 
 
+def mean_std_text(values) -> str:
+    """'mean ± std' over seeds with three decimals, the form of every table cell."""
+    summary = mean_std(values)
+    return f"{summary['mean']:.3f} ± {summary['std']:.3f}"
+
+
+def spearman(x: pd.Series, y: pd.Series) -> float:
+    """Rank correlation of two aligned series; NaN when either side is constant (e.g. every model at 0)."""
+    return x.rank().corr(y.rank())
+
+
 class Run:
     """Collects one notebook's claims, tables and figures, and writes them with provenance.
 

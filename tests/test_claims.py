@@ -2,7 +2,7 @@ import re
 
 import pytest
 
-from repro.claims import CLAIMS, PAPERS, VERDICTS, check_verdict, claim
+from repro.claims import CLAIMS, PAPERS, VERDICTS, check_verdict, claim, verdict_from_checks
 
 SPINE = [f"S{i}" for i in range(1, 8)] + [f"A{i}" for i in range(1, 5)] + [f"L{i}" for i in range(1, 5)]
 
@@ -45,3 +45,11 @@ def test_check_verdict_rejects_a_misspelling_and_names_the_verdicts():
     with pytest.raises(ValueError) as error:
         check_verdict("reproducd")
     assert all(v in str(error.value) for v in VERDICTS)
+
+
+def test_verdict_rule_outcome_counts_passed_checks():
+    assert verdict_from_checks(3, 3) == "reproduced"
+    assert verdict_from_checks(1, 3) == "partially" and verdict_from_checks(0, 3) == "not reproduced"
+    assert verdict_from_checks(3, 7, partial_from=4) == "not reproduced"
+    with pytest.raises(ValueError, match="passed 4, total 3"):
+        verdict_from_checks(4, 3)

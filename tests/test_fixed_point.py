@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from repro.fixed_point import (anderson, iterate, path_spread, reachability, relative_residual, sensitivity,
-                               spectral_norm, spectral_radius)
+                               spectral_norm, spectral_radius, stability)
 from repro.seeding import rng
 
 
@@ -106,3 +106,24 @@ def test_spectral_radius_of_a_nonlinear_map_is_taken_at_the_given_state():
         expected = np.abs(np.linalg.eigvals(jacobian.numpy())).max()
         estimate = spectral_radius(f, z, iterations=400, generator=rng("power", example))[example]
         assert abs(estimate.item() - expected) / expected < 0.03
+
+
+def test_stability_takes_the_three_axes_at_the_reached_state():
+    # F(z; e) = 0.5 z + e: one fixed point z* = 2 e, reached from any start, with J = 0.5 I everywhere.
+    step = lambda z, e: 0.5 * z + e
+    e = torch.randn(4, 3, dtype=torch.float64, generator=rng("e"))
+    edited = e + 0.1 * torch.randn(4, 3, dtype=torch.float64, generator=rng("edit"))
+    measures = stability(step, lambda e: e, e, edited, horizons=[2, 60], jacobian_size=2, power_iterations=20,
+                         generator=rng("stability"))
+    assert measures.residuals.shape == (2, 4)
+    assert (measures.residuals[0] > 0.01).all() and (measures.residuals[1] < 1e-12).all()
+    assert torch.allclose(measures.sensitivity, torch.full((4,), 2.0, dtype=torch.float64), atol=1e-8)
+    assert (measures.path_spread < 1e-10).all()
+    half = torch.full((2,), 0.5, dtype=torch.float64)
+    assert torch.allclose(measures.spectral_radius, half) and torch.allclose(measures.spectral_norm, half)
+    row = measures.medians(["short", "long"], tol=1e-3)
+    assert row["reached @long"] == 1.0 and row["residual @short"] > 0.01 and row["sensitivity"] == pytest.approx(2.0)
+    with pytest.raises(ValueError, match="batch of >= 2"):
+        stability(step, lambda e: e, e[:1], edited[:1], [2], 1, 5, rng("s"))
+    with pytest.raises(ValueError, match="2 horizons need as many names"):
+        measures.medians(["one"], tol=1e-3)

@@ -2,7 +2,8 @@ import pytest
 import torch
 
 from repro.data.prefix_sums import VOCAB, generate
-from repro.models.looped import LoopedConfig, LoopedTransformer
+from repro.data.sudoku import CELL_BOX, CELL_COLUMN, CELL_ROW
+from repro.models.looped import CONFIGURATIONS, RECALLS, LoopedConfig, LoopedTransformer, configuration_name
 from repro.seeding import rng, torch_seed
 from repro.train import progressive_loss, token_loss
 
@@ -146,3 +147,43 @@ def test_progressive_loss_mixes_in_the_full_unroll_with_weight_one_minus_alpha()
         progressive = progressive_loss(5, alpha=1.0)(model, (tokens, targets))
     full = token_loss(model(tokens, iterations=5)[0], targets)
     assert torch.allclose(mixed, 0.75 * full + 0.25 * progressive, atol=1e-6)
+
+
+def test_the_study_compares_six_named_configurations():
+    assert list(CONFIGURATIONS) == [configuration_name(r, n) for r in RECALLS for n in ("none", "layernorm")]
+    assert CONFIGURATIONS["recall internal, outer norm on"] == dict(recall="internal", outer_norm="layernorm")
+
+
+def test_structure_embedding_adds_one_learned_vector_per_label_of_each_grouping():
+    rows, columns = (0, 0, 1, 1), (0, 1, 0, 1)
+    model = looped(structure=(rows, columns), max_offset=0)
+    assert model.blocks[0].attention.position_bias is None
+    tokens = torch.tensor([[1, 0, 2, 1]])
+    table = model.structure_embedding.weight
+    # Grouping 2's labels come after grouping 1's two in the one table.
+    expected = model.embedding(tokens) + table[[0, 0, 1, 1]] + table[[2, 3, 2, 3]]
+    assert torch.allclose(model.embed(tokens), expected)
+    # The same token at another position of the same row gets another input embedding; recall re-injects it.
+    e = model.embed(torch.tensor([[1, 1, 1, 1]]))
+    assert not torch.allclose(e[0, 0], e[0, 1]) and not torch.allclose(e[0, 0], e[0, 2])
+    with pytest.raises(ValueError, match="structure labels 4 positions; got inputs of 5"):
+        model.embed(torch.zeros(1, 5, dtype=torch.long))
+    with pytest.raises(ValueError, match="same positions"):
+        looped(structure=((0, 1), (0, 1, 2)))
+    with pytest.raises(ValueError, match="max_offset must be >= 0"):
+        looped(max_offset=-1)
+    with pytest.raises(ValueError, match="structure_bias needs a structure and max_offset = 0"):
+        looped(structure=(rows, columns), structure_bias=True)
+
+
+def test_a_sudoku_model_sees_row_column_and_box_of_its_81_cells():
+    structure = (CELL_ROW.tolist(), CELL_COLUMN.tolist(), CELL_BOX.tolist())
+    model = looped(vocab=10, outputs=9, structure=structure, max_offset=0, structure_bias=True, recall="internal")
+    assert model.structure_embedding.num_embeddings == 27
+    bias = model.blocks[0].attention.position_bias(81)
+    weight = model.blocks[0].attention.position_bias.weight
+    # Cell 0 and cell 1 share row and box; cell 0 and cell 9 column and box; cell 0 and cell 80 nothing.
+    assert torch.allclose(bias[:, 0, 1], weight[:, 0] + weight[:, 2]) and torch.allclose(bias[:, 0, 9], weight[:, 1] + weight[:, 2])
+    assert (bias[:, 0, 80] == 0).all()
+    logits, aux = model(torch.randint(0, 10, (3, 81), generator=rng("boards")), iterations=3)
+    assert logits.shape == (3, 81, 9) and aux["residuals"].shape == (3, 3)

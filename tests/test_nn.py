@@ -1,6 +1,7 @@
+import pytest
 import torch
 
-from repro.nn import EncoderBlock, SelfAttention, masked_mean
+from repro.nn import EncoderBlock, SelfAttention, SharedLabelBias, masked_mean
 from repro.seeding import torch_seed
 
 
@@ -55,3 +56,25 @@ def test_relative_position_bias_enters_the_logits_and_respects_the_key_mask():
     changed = x.clone()
     changed[0, 3:] = torch.randn(2, 8)
     assert torch.allclose(attention(x, mask)[0, :3], attention(changed, mask)[0, :3], atol=1e-6)
+
+
+def test_shared_label_bias_adds_a_learned_score_for_each_grouping_two_positions_share():
+    # Four cells of a 2x2 grid: grouping 0 is the row, grouping 1 the column.
+    bias = SharedLabelBias(heads=2, structure=((0, 0, 1, 1), (0, 1, 0, 1)))
+    with torch.no_grad():
+        bias.weight.copy_(torch.tensor([[1.0, 10.0], [-2.0, 0.5]]))
+    table = bias(4)
+    assert table.shape == (2, 4, 4)
+    assert table[0, 0, 1] == 1.0 and table[0, 0, 2] == 10.0 and table[0, 0, 3] == 0.0 and table[0, 0, 0] == 11.0
+    assert table[1, 3, 1] == 0.5 and table[1, 3, 2] == -2.0
+    with torch_seed(0):
+        attention = SelfAttention(8, heads=2, position_bias=bias)
+    x = torch.randn(1, 4, 8)
+    q, k, v = attention.qkv(x).split(8, dim=-1)
+    heads = [torch.softmax(q[..., h * 4:(h + 1) * 4] @ k[..., h * 4:(h + 1) * 4].transpose(1, 2) / 2.0 + table[h], dim=-1)
+             @ v[..., h * 4:(h + 1) * 4] for h in range(2)]
+    assert torch.allclose(attention(x), attention.out(torch.cat(heads, dim=-1)), atol=1e-5)
+    with pytest.raises(ValueError, match="labels 4 positions; got 5 tokens"):
+        bias(5)
+    with pytest.raises(ValueError, match="either max_offset"):
+        SelfAttention(8, heads=2, max_offset=2, position_bias=bias)

@@ -1,13 +1,15 @@
+import gzip
 import json
 import shutil
 
 import pytest
 import torch
 
-from repro.data.sudoku import (CELL_BOX, CELL_COLUMN, CELL_ROW, DIFFICULTIES, SudokuSet, augment, board_string,
-                               check_solutions, encode, generate, is_solved, load_or_generate, parse_board,
-                               parse_qqwing_csv, reveal_givens, solve)
+from repro.data.sudoku import (CELL_BOX, CELL_COLUMN, CELL_ROW, DIFFICULTIES, SudokuSet, SudokuStream, augment,
+                               board_string, check_solutions, encode, generate, is_solved, load_or_generate,
+                               parse_board, parse_qqwing_csv, reveal_givens, solve, with_givens)
 from repro.seeding import rng
+from repro.train import IGNORE
 
 needs_qqwing = pytest.mark.skipif(shutil.which("qqwing") is None,
                                   reason="qqwing is not installed (`apt-get install qqwing`, or `make setup`)")
@@ -125,8 +127,12 @@ def test_revealed_givens_come_from_the_solution_and_hit_the_requested_count(easy
     assert is_solved(more.puzzles, more.solutions).all()
     kept = easy_puzzles.puzzles != 0
     assert torch.equal(more.puzzles[kept], easy_puzzles.puzzles[kept])
-    to_forty = reveal_givens(easy_puzzles, (40 - easy_puzzles.givens()).clamp(min=0), rng("test-reveal"))
-    assert (to_forty.givens() == 40).all()
+    to_forty = with_givens(easy_puzzles, 40, rng("test-reveal"))
+    assert (to_forty.givens() == 40).all() and is_solved(to_forty.puzzles, to_forty.solutions).all()
+    # A puzzle never loses givens: asking for fewer than it has keeps it as it is.
+    assert torch.equal(with_givens(easy_puzzles, 17, rng("x")).puzzles, easy_puzzles.puzzles)
+    per_puzzle = torch.arange(len(easy_puzzles)) + 40
+    assert torch.equal(with_givens(easy_puzzles, per_puzzle, rng("x")).givens(), per_puzzle)
     assert torch.equal(reveal_givens(easy_puzzles, 81, rng("x")).puzzles, easy_puzzles.solutions)
 
 
@@ -140,15 +146,36 @@ def test_encoding_for_the_model(easy_puzzles):
     # Cell 40 is the centre: row 4, column 4, box 4; cell 80 is in box 8.
     assert (CELL_ROW[40], CELL_COLUMN[40], CELL_BOX[40], CELL_BOX[80]) == (4, 4, 4, 8)
     assert torch.bincount(CELL_BOX).tolist() == [9] * 9
+    blank_only = batch.blank_targets()
+    assert torch.equal(blank_only[batch.blank], batch.targets[batch.blank]) and (blank_only[~batch.blank] == IGNORE).all()
+
+
+@needs_qqwing
+def test_training_stream_is_seeded_valid_augmented_and_in_the_givens_range(easy_puzzles):
+    stream = SudokuStream(easy_puzzles, givens=(40, 50), batch_size=64, seed=3)
+    tokens, targets = stream.batch_at(5)
+    assert tokens.shape == targets.shape == (64, 81)
+    givens = (tokens != 0).sum(dim=1)
+    assert givens.min() >= 40 and givens.max() <= 50 and len(givens.unique()) > 3
+    solutions = torch.where(targets == IGNORE, tokens - 1, targets) + 1
+    assert is_solved(tokens, solutions).all()
+    assert torch.equal(stream.batch_at(5)[0], tokens) and not torch.equal(stream.batch_at(6)[0], tokens)
+    assert not torch.equal(SudokuStream(easy_puzzles, (40, 50), 64, seed=4).batch_at(5)[0], tokens)
+    # Augmented: the boards are not the pool's own boards.
+    pool = {board_string(s) for s in easy_puzzles.solutions}
+    assert not any(board_string(s) in pool for s in solutions)
+    with pytest.raises(ValueError, match="givens must be a range"):
+        SudokuStream(easy_puzzles, givens=(50, 40), batch_size=8, seed=0)
 
 
 @needs_qqwing
 def test_cache_is_reused_and_regenerated_when_corrupt(tmp_path):
     first = load_or_generate(tmp_path, "easy", 5)
-    csv_file, sidecar = tmp_path / "sudoku_qqwing_easy_5.csv", tmp_path / "sudoku_qqwing_easy_5.json"
+    csv_file, sidecar = tmp_path / "sudoku_qqwing_easy_5.csv.gz", tmp_path / "sudoku_qqwing_easy_5.json"
     assert json.loads(sidecar.read_text())["settings"] == {"generator": "qqwing", "difficulty": "easy", "count": 5}
+    assert gzip.decompress(csv_file.read_bytes()).decode().startswith("puzzle,solution,difficulty\n")
     assert torch.equal(load_or_generate(tmp_path, "easy", 5).puzzles, first.puzzles)
-    csv_file.write_text(csv_file.read_text().replace("1", "2", 1))
+    csv_file.write_bytes(gzip.compress(gzip.decompress(csv_file.read_bytes()).replace(b"1", b"2", 1)))
     with pytest.warns(UserWarning, match="sha256"):
         regenerated = load_or_generate(tmp_path, "easy", 5)
     assert is_solved(regenerated.puzzles, regenerated.solutions).all() and len(regenerated) == 5

@@ -13,15 +13,25 @@ assumes: additive R(h, e) = h + W e, or concatenation R(h, e) = W [h; e]. Both s
 A shared readout (LayerNorm + linear) maps z_t to per-token logits at any iteration, so accuracy
 can be read at any iteration count.
 
-Positions enter only through a learned relative position bias in attention, clipped at
+Positions of a sequence enter through a learned relative position bias in attention, clipped at
 `max_offset`: the layer sees offsets, never absolute positions, so the same weights apply to
 sequences longer than any seen in training (an absolute learned embedding has no entry for
 position 33 of a model trained on 32, and rotary angles at unseen distances are out of
 distribution). A bias also makes "attend to the previous token" one learned scalar, the step a
 running computation such as a prefix sum needs.
 
+Inputs of a fixed shape whose positions have a structure other than a line (the 81 cells of a
+sudoku, each in a row, a column and a box) use a *structure embedding* instead: `structure`
+gives every position one label per grouping, and e = Emb(x) + sum_k S_k(label_k), so recall
+re-injects where each token sits with what it is. With `structure_bias` the attention logits also
+get a `SharedLabelBias` (a learned score per head for each grouping a query and key share), the
+grid's counterpart of the relative bias; `max_offset = 0` turns the relative bias off.
+
 `untied=True` gives the non-looped reference with the same compute: a separate block per
 iteration, everything else identical.
+
+`CONFIGURATIONS` names the six variants every looped notebook compares: recall {none, standard,
+internal} x outer normalisation {off, LayerNorm}.
 """
 
 from dataclasses import dataclass
@@ -31,12 +41,22 @@ from torch import nn
 
 from repro.config import StrictConfig, choice
 from repro.fixed_point import relative_residual
-from repro.nn import EncoderBlock
+from repro.nn import EncoderBlock, SharedLabelBias
 
 RECALLS = ("none", "standard", "internal")
 RECALL_FORMS = ("add", "concat")
 OUTER_NORMS = ("none", "layernorm", "rmsnorm")
 INITIAL_STATES = ("input", "zeros")
+
+
+def configuration_name(recall: str, outer_norm: str) -> str:
+    """E.g. 'recall internal, outer norm on': the name tables, figures and verdicts use."""
+    return f"recall {recall}, outer norm {'on' if outer_norm != 'none' else 'off'}"
+
+
+CONFIGURATIONS = {configuration_name(recall, norm): dict(recall=recall, outer_norm=norm)
+                  for recall in RECALLS for norm in ("none", "layernorm")}
+"""The six looped configurations of the study, name -> `LoopedConfig` options."""
 
 
 @dataclass
@@ -50,7 +70,13 @@ class LoopedConfig(StrictConfig):
     heads: int = 4
     mlp_hidden: int = 256
     max_offset: int = 8
-    """Relative offsets beyond this share one position bias."""
+    """Relative offsets beyond this share one position bias; 0: no relative position bias."""
+    structure: tuple[tuple[int, ...], ...] = ()
+    """One entry per grouping of the positions of a fixed-length input, each giving every position
+    its label 0, 1, ... (sudoku: the row, column and box of each cell); each label has a learned
+    embedding added to the input embedding. Empty: no structure, any length runs."""
+    structure_bias: bool = False
+    """Attention gets a `SharedLabelBias` over `structure` (needs `max_offset = 0`)."""
     recall: str = "standard"
     recall_form: str = "add"
     outer_norm: str = "layernorm"
@@ -65,6 +91,17 @@ class LoopedConfig(StrictConfig):
         choice("initial_state", self.initial_state, INITIAL_STATES)
         if self.iterations < 1:
             raise ValueError(f"iterations must be >= 1, got {self.iterations}")
+        if self.max_offset < 0:
+            raise ValueError(f"max_offset must be >= 0 (0: no relative position bias), got {self.max_offset}")
+        self.structure = tuple(tuple(int(label) for label in labels) for labels in self.structure)
+        if len({len(labels) for labels in self.structure}) > 1:
+            raise ValueError(f"every structure grouping labels the same positions; got lengths "
+                             f"{[len(labels) for labels in self.structure]}")
+        if any(label < 0 for labels in self.structure for label in labels):
+            raise ValueError("structure labels must be >= 0")
+        if self.structure_bias and (not self.structure or self.max_offset):
+            raise ValueError("structure_bias needs a structure and max_offset = 0 (one position bias per attention); "
+                             f"got {len(self.structure)} groupings and max_offset {self.max_offset}")
         if self.recall == "none" and self.initial_state == "zeros":
             raise ValueError("recall 'none' with initial_state 'zeros' never sees the input; "
                              "use initial_state 'input' or a recall")
@@ -114,16 +151,31 @@ class LoopedTransformer(nn.Module):
         super().__init__()
         self.config = c = config
         self.embedding = nn.Embedding(c.vocab, c.width)
-        # DEVIATION: [looped-relative-position] a clipped relative bias is the only position signal.
-        self.blocks = nn.ModuleList(EncoderBlock(c.width, c.heads, c.mlp_hidden, max_offset=c.max_offset)
-                                    for _ in range(c.iterations if c.untied else 1))
+        if c.structure:
+            # One table for all groupings: grouping k's labels are offset past those of groupings < k.
+            sizes = torch.tensor([max(labels) + 1 for labels in c.structure])
+            offsets = torch.cumsum(sizes, 0) - sizes
+            self.register_buffer("structure_labels", torch.tensor(c.structure) + offsets[:, None], persistent=False)
+            self.structure_embedding = nn.Embedding(int(sizes.sum()), c.width)
+        # DEVIATION: [looped-relative-position] a clipped relative bias is a sequence's only position signal.
+        self.blocks = nn.ModuleList(
+            EncoderBlock(c.width, c.heads, c.mlp_hidden, max_offset=c.max_offset,
+                         position_bias=SharedLabelBias(c.heads, c.structure) if c.structure_bias else None)
+            for _ in range(c.iterations if c.untied else 1))
         self.recall = {"add": AdditiveRecall, "concat": ConcatRecall}[c.recall_form](c.width) \
             if c.recall != "none" else None
         self.outer_norm = outer_norm(c.outer_norm, c.width)
         self.head = nn.Sequential(nn.LayerNorm(c.width), nn.Linear(c.width, c.outputs))
 
     def embed(self, tokens: torch.Tensor) -> torch.Tensor:
-        return self.embedding(tokens)
+        """e = Emb(x), plus the structure embedding of every position when the config has one."""
+        e = self.embedding(tokens)
+        if not self.config.structure:
+            return e
+        positions = self.structure_labels.shape[1]
+        if tokens.shape[1] != positions:
+            raise ValueError(f"this model's structure labels {positions} positions; got inputs of {tokens.shape[1]}")
+        return e + self.structure_embedding(self.structure_labels).sum(dim=0)
 
     def initial_state(self, e: torch.Tensor) -> torch.Tensor:
         return e if self.config.initial_state == "input" else torch.zeros_like(e)
