@@ -4,12 +4,14 @@ VENV        ?= .venv
 PY          := $(VENV)/bin/python
 PROFILE     ?= auto
 NB          ?=
+CHESS_TARGET ?= 100000
+CHESS_WORKERS ?= 2
 
-.PHONY: help setup reproduce report test bench clean
+.PHONY: help setup reproduce report test bench mine-chess clean
 
 help:  ## list the targets
-	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
-	@echo "  options: PROFILE=auto|smoke|cpu|gpu|paper  NB=01_parity"
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
+	@echo "  options: PROFILE=auto|smoke|cpu|gpu|paper  NB=01_parity  CHESS_TARGET=100000  CHESS_WORKERS=2"
 
 setup:  ## create .venv with torch 2.14.1 and the project (editable), register the Jupyter kernel
 	$(PYTHON_BOOT) -m venv $(VENV)
@@ -42,6 +44,9 @@ test:  ## unit tests and a smoke run of every notebook (never touches results/ o
 
 bench:  ## run the speed/memory benchmarks (prints tables; never part of the tests)
 	@for script in benchmarks/*.py; do echo "== $$script"; $(PY) $$script || exit 1; done
+
+mine-chess:  ## mine chess puzzles from Stockfish self-play into data/chess_mined/ (hours, resumable; needs stockfish)
+	$(PY) -m repro.data.chess_mining --target $(CHESS_TARGET) --workers $(CHESS_WORKERS)
 
 clean:  ## remove build/ and report/
 	rm -rf build report

@@ -101,6 +101,31 @@ DEVIATIONS: dict[str, Deviation] = {
         "Looped",
         "Chess test sets are Lichess rating buckets, not index windows of the rating-sorted snapshot.",
         "The sample is far too small for index windows, and index order is rating order anyway."),
+    "chess-mined-selfplay": Deviation(
+        "Looped",
+        "The chess training corpus is mined from Stockfish self-play (random opening plies, weak players of "
+        "unequal strength drawing among near-best moves), and its difficulty is the search depth at which "
+        "Stockfish finds and keeps the move; Lichess takes puzzles from human games right after a blunder and "
+        "rates them by Glicko.",
+        "The ~1.5M-puzzle Lichess snapshot is not reachable offline; self-play gives a reproducible supply, "
+        "and calibration.csv.xz maps depth to the ratings of real puzzles."),
+    "chess-mined-rule": Deviation(
+        "Looped",
+        "A position is a puzzle by one MultiPV-2 analysis at a fixed node budget with our thresholds "
+        "(best move win% >= 65 and >= 20 points above the second best); only the first move is kept, "
+        "the rest of the line is not checked to be forced.",
+        "The target is the first move only; checking the whole line would multiply the analyses per "
+        "puzzle. At our budget 79% of a sample of real Lichess puzzles pass the test."),
+    "chess-mined-unique-mate": Deviation(
+        "Looped",
+        "A forced mate is a mined puzzle only when the second best move does not mate too (mate in one excepted).",
+        "A puzzle needs one answer; only for mate in one does scoring (`is_correct`) accept every mating move."),
+    "chess-mined-screen": Deviation(
+        "Looped",
+        "Self-play positions whose mover its own (weak) self-play search gives a win% below 50 are not put "
+        "to the puzzle test.",
+        "A puzzle needs a winning move, which such positions rarely hold: skipping them saves about 45% of "
+        "the analyses and loses about 3% of the puzzles, which is what brings 100k puzzles within ~5 hours."),
     "self-injected-map": Deviation(
         "SELF",
         "FPSA iterates u <- (1 - a) u + a (x + W_O A(u) V), recomputing queries and keys from u with V fixed; "

@@ -27,7 +27,7 @@ import json
 import lzma
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import chess
@@ -69,6 +69,12 @@ class ChessPuzzles:
     """(N,) bool: False where the planes and squares are mirrored."""
     ratings: torch.Tensor | None
     """(N,) int64 Lichess puzzle rating (the difficulty); None for a source without ratings."""
+    depths: torch.Tensor | None = None
+    """(N,) int64 search depth from which Stockfish found and kept the solution (the difficulty of
+    puzzles mined from self-play, `repro.data.chess_mining`); None for other sources."""
+    mates: torch.Tensor | None = None
+    """(N,) int64 mate distance in moves where the solution mates by force, 0 where it does not;
+    mined puzzles only, None for other sources."""
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -76,10 +82,13 @@ class ChessPuzzles:
     def subset(self, index) -> "ChessPuzzles":
         """The puzzles at `index` (a slice, an index tensor or a boolean mask)."""
         rows = torch.arange(len(self))[index].reshape(-1).tolist()
-        return ChessPuzzles([self.ids[i] for i in rows], [self.fens[i] for i in rows],
-                            [self.solutions[i] for i in rows], self.boards[rows], self.from_squares[rows],
-                            self.to_squares[rows], self.white_to_move[rows],
-                            None if self.ratings is None else self.ratings[rows])
+
+        def pick(column):
+            if column is None:
+                return None
+            return column[rows] if isinstance(column, torch.Tensor) else [column[i] for i in rows]
+
+        return ChessPuzzles(**{field.name: pick(getattr(self, field.name)) for field in fields(self)})
 
     def target_map(self) -> torch.Tensor:
         """(N, 64) float: 1 at the from- and to-square, the deep-thinking target."""
@@ -126,8 +135,9 @@ def planes_to_board(planes: torch.Tensor) -> chess.Board:
     return board
 
 
-def _encode(ids: list[str], boards: list[chess.Board], solutions: list[chess.Move],
-            ratings: list[int] | None) -> ChessPuzzles:
+def encode_puzzles(ids: list[str], boards: list[chess.Board], solutions: list[chess.Move],
+                   ratings: list[int] | None) -> ChessPuzzles:
+    """Puzzles from their positions to solve and solution moves (legal, original orientation)."""
     moves = [mover_move(board, move) for board, move in zip(boards, solutions)]
     return ChessPuzzles(
         ids, [board.fen() for board in boards], [move.uci() for move in solutions], encode_boards(boards),
@@ -139,7 +149,19 @@ def _encode(ids: list[str], boards: list[chess.Board], solutions: list[chess.Mov
 
 # --- loading -------------------------------------------------------------------------------------
 
-def _legal(board: chess.Board, uci: str, puzzle: str, what: str) -> chess.Move:
+def parse_fen(fen: str, puzzle: str) -> chess.Board:
+    """The legal position `fen`, or a ValueError naming `puzzle` and what is wrong with it."""
+    try:
+        board = chess.Board(fen)
+    except ValueError as error:
+        raise ValueError(f"chess puzzle {puzzle}: malformed FEN {fen!r} ({error})") from None
+    if not board.is_valid():
+        raise ValueError(f"chess puzzle {puzzle}: FEN {fen!r} is not a legal position ({board.status()!r})")
+    return board
+
+
+def legal_move(board: chess.Board, uci: str, puzzle: str, what: str) -> chess.Move:
+    """The move `uci` in `board`, or a ValueError naming `puzzle` and `what` move it should be."""
     try:
         move = chess.Move.from_uci(uci)
     except ValueError:
@@ -157,25 +179,20 @@ def parse_lichess_rows(rows: Sequence[dict[str, str]]) -> ChessPuzzles:
         missing = [column for column in LICHESS_COLUMNS if row.get(column) is None]
         if missing:
             raise ValueError(f"chess puzzle {puzzle}: row lacks {missing}; expected {list(LICHESS_COLUMNS)}")
-        try:
-            board = chess.Board(row["FEN"])
-        except ValueError as error:
-            raise ValueError(f"chess puzzle {puzzle}: malformed FEN {row['FEN']!r} ({error})") from None
-        if not board.is_valid():
-            raise ValueError(f"chess puzzle {puzzle}: FEN {row['FEN']!r} is not a legal position ({board.status()!r})")
+        board = parse_fen(row["FEN"], puzzle)
         moves = row["Moves"].split()
         if len(moves) < 2:
             raise ValueError(f"chess puzzle {puzzle}: Moves must hold the opponent's move and the solution, "
                              f"got {row['Moves']!r}")
-        board.push(_legal(board, moves[0], puzzle, "opponent's move"))
-        solutions.append(_legal(board, moves[1], puzzle, "solution move"))
+        board.push(legal_move(board, moves[0], puzzle, "opponent's move"))
+        solutions.append(legal_move(board, moves[1], puzzle, "solution move"))
         try:
             ratings.append(int(row["Rating"]))
         except ValueError:
             raise ValueError(f"chess puzzle {puzzle}: Rating {row['Rating']!r} is not an integer") from None
         ids.append(puzzle)
         boards.append(board)
-    return _encode(ids, boards, solutions, ratings)
+    return encode_puzzles(ids, boards, solutions, ratings)
 
 
 def load_lichess(files: Sequence[str] = LICHESS_FILES) -> ChessPuzzles:
@@ -229,7 +246,7 @@ def load_mate_in_one(limit: int | None = None) -> ChessPuzzles:
         ids.append(puzzle)
         boards.append(board)
         solutions.append(mate)
-    return _encode(ids, boards, solutions, None)
+    return encode_puzzles(ids, boards, solutions, None)
 
 
 # --- difficulty buckets and scoring --------------------------------------------------------------
