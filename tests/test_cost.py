@@ -15,13 +15,7 @@ VANILLA = FixedPointAttentionConfig(damping=1.0, max_iterations=1)
 CPU = torch.device("cpu")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny tensors: on a busy 2-core machine the intra-op thread pool costs more than the work."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny_encoder(layers: int = 2) -> nn.Module:

@@ -14,12 +14,7 @@ from repro.seeding import torch_seed  # noqa: E402
 VANILLA = FixedPointAttentionConfig(damping=1.0, max_iterations=1)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_mean_pooling_ignores_padding_and_one_fpsa_step_is_vanilla():

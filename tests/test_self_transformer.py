@@ -37,13 +37,7 @@ def padding_mask(batch: int, tokens: int) -> torch.Tensor:
     return mask
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """These tensors are tiny: on a busy 2-core machine the intra-op thread pool costs ~40x the work."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
