@@ -27,12 +27,13 @@ Method (settings in `MinerSettings`, recorded in the corpus):
 
 Why these settings (measured on this project's 2-core machine, Stockfish 15.1, one thread each):
 - min_win 65 (about +1.7 pawns, a position the mover wins in practice) and min_margin 20 (winning
-  a knight from equality is about 25 points) are our choice; 79% of a sample of 300 real Lichess
-  puzzles pass this test at our budget, and Stockfish's move solves 97% of them.
-- analysis_nodes 12,000 (about depth 9 in a middlegame, deeper in endgames): on those 300 real
-  puzzles the found depth spreads over 1..11 (median rating 1,241 at depth 1, 1,800-2,000 from
-  depth 6 on), and its rank correlation with the rating (Spearman 0.21) is no higher at 20,000 or
-  50,000 nodes, which cost 1.5x to 3x more per puzzle.
+  a knight from equality is about 25 points) are our choice; 80% of the 1,000 real Lichess
+  puzzles of the committed calibration pass this test at our budget, and Stockfish's move solves
+  96.6% of them.
+- analysis_nodes 12,000 (about depth 9 in a middlegame, deeper in endgames): on those puzzles the
+  found depth spreads over 1..11 (median rating 1,191 at depth 1, 1,900-2,400 at depths 6-10),
+  with a rank correlation of 0.47 with the rating; on a first sample of 300 it was no higher at
+  20,000 or 50,000 nodes, which cost 1.5x to 3x more per puzzle.
 - screen_win 50: the deep analysis rarely finds a winning move where the mover's own search does
   not even see a level game; skipping those positions saves about 45% of the analyses and loses
   about 3% of the puzzles.
