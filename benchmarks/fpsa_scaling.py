@@ -18,7 +18,7 @@ import torch
 
 from repro.cost import device_of, fit_power_law, length_sweep, reference_encoder
 from repro.models.self_transformer import FixedPointAttentionConfig, swap_bert_attention, swap_self_attention
-from repro.seeding import rng, torch_seed
+from repro.seeding import rng
 
 VOCAB = 30522  # MiniLM's WordPiece vocabulary
 MINILM_POSITIONS = 512
@@ -36,8 +36,7 @@ def models(name: str, layers: int, config: FixedPointAttentionConfig, seed: int,
     """(vanilla, FPSA twin, inputs(length, batch)) for `--model`."""
     if name == "minilm":
         from repro.models import minilm
-        with torch_seed(seed):  # the unused classification head
-            vanilla = minilm.classifier(2).bert.eval().to(device)
+        vanilla = minilm.encoder().eval().to(device)
         fixed_point = swap_bert_attention(copy.deepcopy(vanilla), config)
         return vanilla, fixed_point, lambda ids: {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
     # DEVIATION: [self-scaling-random-encoder] beyond 512 positions, a random-init MiniLM-shaped encoder.

@@ -69,11 +69,17 @@ class MeanPoolClassifier(nn.Module):
         return self.head(self.dropout(masked_mean(hidden, attention_mask.bool())))
 
 
+def encoder(attention: FixedPointAttentionConfig | None = None) -> nn.Module:
+    """The pretrained backbone alone (a BertModel without the [CLS] pooler it was never trained with);
+    vanilla attention where `attention` is None, else FPSA with that config."""
+    model = _quiet_transformers().BertModel.from_pretrained(checkpoint_path(), add_pooling_layer=False)
+    return _with_attention(model, attention)
+
+
 def classifier(labels: int, attention: FixedPointAttentionConfig | None = None) -> MeanPoolClassifier:
     """The backbone under a mean-pooling head: `labels` classes, or one score for regression (STS-B);
     vanilla attention where `attention` is None, else FPSA with that config."""
-    encoder = _quiet_transformers().BertModel.from_pretrained(checkpoint_path(), add_pooling_layer=False)
-    return _with_attention(MeanPoolClassifier(encoder, labels), attention)
+    return _with_attention(MeanPoolClassifier(encoder(), labels), attention)
 
 
 def span_extractor(attention: FixedPointAttentionConfig | None = None) -> nn.Module:
