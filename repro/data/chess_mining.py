@@ -79,6 +79,7 @@ import torch
 from repro import ROOT
 from repro.config import StrictConfig
 from repro.data.chess import ChessPuzzles, encode_puzzles, is_correct, legal_move, load_lichess, mover_move, parse_fen
+from repro.data.files import write_atomically
 from repro.seeding import derive, rng
 
 CORPUS_DIR = ROOT / "data" / "chess_mined"
@@ -336,13 +337,6 @@ def _csv_xz(columns: Sequence[str], rows: Sequence[dict[str, str]]) -> bytes:
     return lzma.compress(text.getvalue().encode())
 
 
-def _write_atomically(path: Path, data: bytes) -> None:
-    """Write through a temporary name, so an interrupted run never leaves a partial file under `path`."""
-    partial = path.with_name(path.name + ".partial")
-    partial.write_bytes(data)
-    partial.replace(path)
-
-
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -363,7 +357,7 @@ def mine_shard(settings: MinerSettings, shard: int, directory: Path) -> tuple[in
         player.quit()
         analyst.quit()
     path = directory / _shard_file(shard)
-    _write_atomically(path, _csv_xz(PUZZLE_COLUMNS, rows))
+    write_atomically(path, _csv_xz(PUZZLE_COLUMNS, rows))
     return shard, ShardRecord(path.name, games[0], games[-1], len(rows), _sha256(path)), analysed
 
 
@@ -413,7 +407,7 @@ def _intact(directory: Path, record: dict) -> bool:
 
 def _save_manifest(directory: Path, manifest: dict) -> None:
     manifest["shards"] = dict(sorted(manifest["shards"].items()))
-    _write_atomically(directory / MANIFEST, (json.dumps(manifest, indent=1) + "\n").encode())
+    write_atomically(directory / MANIFEST, (json.dumps(manifest, indent=1) + "\n").encode())
 
 
 def mine(target: int, workers: int = 2, settings: MinerSettings = MinerSettings(), directory: Path = CORPUS_DIR,
@@ -437,7 +431,7 @@ def mine(target: int, workers: int = 2, settings: MinerSettings = MinerSettings(
         progress(f"calibrating on {settings.calibration_size} real Lichess puzzles")
         path = directory / CALIBRATION_FILE
         rows = calibration_rows(calibration_sample(settings), settings, workers)
-        _write_atomically(path, _csv_xz(CALIBRATION_COLUMNS, rows))
+        write_atomically(path, _csv_xz(CALIBRATION_COLUMNS, rows))
         manifest["calibration"] = {"file": path.name, "rows": len(rows), "sha256": _sha256(path)}
         _save_manifest(directory, manifest)
     total = sum(record["rows"] for record in manifest["shards"].values())

@@ -43,3 +43,10 @@ def local_or_hub(relative: str, from_hub: Callable[[], object], what: str):
         except Exception as hub_error:  # noqa: BLE001 - any hub failure ends in the one clear error below
             raise FileNotFoundError(f"{what}: {missing}; the fallback download from the Hugging Face hub failed "
                                     f"too ({type(hub_error).__name__}: {hub_error})") from hub_error
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """Write through a temporary name, so an interrupted run never leaves a partial file under `path`."""
+    partial = path.with_name(path.name + ".partial")
+    partial.write_bytes(data)
+    partial.replace(path)

@@ -229,7 +229,8 @@ def encode(examples: list[Example], tokenizer, max_length: int, stride: int) -> 
     start = position.masked_fill(~(context_mask & (first <= begin[:, None])), -1).max(dim=1).values
     stop = position.masked_fill(~(context_mask & (last >= end[:, None])), offsets.shape[1]).min(dim=1).values
     return Windows(encoded["input_ids"], encoded["attention_mask"], encoded["token_type_ids"],
-                   torch.where(inside, start, NO_ANSWER), torch.where(inside, stop, NO_ANSWER), example_index, offsets, context_mask)
+                   torch.where(inside, start, NO_ANSWER), torch.where(inside, stop, NO_ANSWER), example_index, offsets,
+                   context_mask)
 
 
 def best_spans(start_logits: torch.Tensor, end_logits: torch.Tensor, windows: Windows, examples: list[Example],

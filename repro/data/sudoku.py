@@ -38,6 +38,7 @@ from pathlib import Path
 import torch
 
 from repro.config import choice
+from repro.data.files import write_atomically
 from repro.seeding import rng
 from repro.train import IGNORE
 
@@ -346,16 +347,9 @@ def load_or_generate(cache_dir: str | os.PathLike, difficulty: str, count: int) 
                   "qqwing_version": qqwing_version(), "generated_unix_time": int(started),
                   "seeding": "qqwing seeds itself with the wall-clock second it starts in; not reproducible"}
     cache_dir.mkdir(parents=True, exist_ok=True)
-    _write_atomically(path, content)
-    _write_atomically(sidecar, json.dumps(provenance, indent=2).encode())
+    write_atomically(path, content)
+    write_atomically(sidecar, json.dumps(provenance, indent=2).encode())
     return puzzles
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    """Write through a temporary file, so an interrupted run never leaves a half-written cache."""
-    partial = path.with_suffix(path.suffix + ".partial")
-    partial.write_bytes(data)
-    partial.replace(path)
 
 
 # --- difficulty by givens, augmentation, model encoding ----------------------------------------
