@@ -125,7 +125,7 @@ DEVIATIONS: dict[str, Deviation] = {
         "Self-play positions whose mover its own (weak) self-play search gives a win% below 50 are not put "
         "to the puzzle test.",
         "A puzzle needs a winning move, which such positions rarely hold: skipping them saves about 45% of "
-        "the analyses and loses about 3% of the puzzles, which is what brings 100k puzzles within ~5 hours."),
+        "the analyses and loses about 3% of the puzzles, bringing 100k puzzles within 6-7 hours on 2 cores."),
     "chess-square-tokens": Deviation(
         "Looped",
         "Each of the 64 squares is one token (empty or one of 12 pieces, mover's frame) whose input embedding adds "

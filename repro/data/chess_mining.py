@@ -40,7 +40,7 @@ Why these settings (measured on this project's 2-core machine, Stockfish 15.1, o
 - play nodes 30..3,000, play_window 25 with 4 lines: about 3 puzzles per game and 1.2 times as many
   per analysed position as a window of 10 with 3 lines (games are shorter). All told about 0.35
   CPU-seconds per puzzle, a quarter of it python-chess reading the engine's output: 100,000
-  puzzles in about 5 hours on 2 cores.
+  puzzles in about 5 hours of CPU time on 2 cores; the wall-clock pace measured here was 6-7 hours.
 
 Determinism: both engines run with one thread and a fixed hash; the player starts every game with
 `ucinewgame` and the analyst every position, so each analysis is a pure function of the FEN and
@@ -103,7 +103,7 @@ class MinerSettings(StrictConfig):
     seed: int = 0
     """Corpus seed: game g's random choices come from derive('chess-mining', seed, g)."""
     games_per_shard: int = 500
-    """Games per shard file, the unit of resumption and of parallel work (about 10 minutes on one core)."""
+    """Games per shard file, the unit of resumption and of parallel work (11-18 minutes on one core here)."""
     min_opening_plies: int = 2
     max_opening_plies: int = 8
     """Range (inclusive) of the number of uniformly random legal plies that open each game."""
