@@ -19,17 +19,18 @@ setup:  ## create .venv with torch 2.14.1 and the project (editable), register t
 	$(PY) -m pip install --quiet torch==2.14.1 torchvision==0.29.1
 	$(PY) -m pip install --quiet -e '.[dev]'
 	$(PY) -m ipykernel install --user --name repro --display-name "Python (repro)"
-	@# qqwing generates the sudoku puzzles; stockfish is the chess engine. Never fails the set-up.
+	@# qqwing generates the sudoku puzzles, stockfish is the chess engine, dataset-fashion-mnist ships Fashion-MNIST.
+	@# Never fails the set-up.
 	@if ! command -v apt-get >/dev/null 2>&1; then \
-		echo "setup: no apt-get here; install qqwing and stockfish yourself (e.g. brew install qqwing stockfish)"; \
+		echo "setup: no apt-get here; install qqwing, stockfish and Fashion-MNIST yourself (e.g. brew install qqwing stockfish; Fashion-MNIST's four idx files into a folder named by FASHION_MNIST_DIR)"; \
 	elif [ "$$(id -u)" != 0 ] && ! sudo -n true 2>/dev/null; then \
-		echo "setup: not root; run 'sudo apt-get install qqwing stockfish' for the sudoku and chess generators"; \
+		echo "setup: not root; run 'sudo apt-get install qqwing stockfish dataset-fashion-mnist' for the sudoku and chess generators and Fashion-MNIST"; \
 	else \
 		SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo -n); \
-		{ $$SUDO apt-get install -y -qq qqwing stockfish >/dev/null 2>&1 \
-		  || { $$SUDO apt-get update -qq >/dev/null 2>&1 && $$SUDO apt-get install -y -qq qqwing stockfish >/dev/null 2>&1; }; } \
-		&& echo "setup: qqwing and stockfish installed" \
-		|| echo "setup: apt-get could not install qqwing and stockfish; install them by hand (apt-get install qqwing stockfish)"; \
+		{ $$SUDO apt-get install -y -qq qqwing stockfish dataset-fashion-mnist >/dev/null 2>&1 \
+		  || { $$SUDO apt-get update -qq >/dev/null 2>&1 && $$SUDO apt-get install -y -qq qqwing stockfish dataset-fashion-mnist >/dev/null 2>&1; }; } \
+		&& echo "setup: qqwing, stockfish and dataset-fashion-mnist installed" \
+		|| echo "setup: apt-get could not install qqwing, stockfish and dataset-fashion-mnist; install them by hand (apt-get install qqwing stockfish dataset-fashion-mnist)"; \
 	fi
 	@$(PY) -c "import torch, repro; print('setup: .venv ready, torch', torch.__version__, '| CUDA:', torch.cuda.is_available(), '| kernel \"Python (repro)\" registered')"
 

@@ -16,6 +16,56 @@ class Deviation:
 
 
 DEVIATIONS: dict[str, Deviation] = {
+    "cifar10-resplit": Deviation(
+        "AdaTape, SELF",
+        "CIFAR-10 models train on 8,000 images and are validated and tested on 1,000 + 1,000 others, all from "
+        "the official 10,000-image CIFAR-10 test set (a fixed, seeded, stratified re-split: 800 / 100 / 100 "
+        "per class); the official 50,000 training images are not used.",
+        "Only the CIFAR-10 test split is reachable offline (shared data manifest). The re-split keeps the three "
+        "parts disjoint and balanced; accuracies are those of an 8,000-image training set, not comparable with "
+        "published CIFAR-10 numbers."),
+    "image-augmentation": Deviation(
+        "AdaTape, SELF",
+        "Image training batches get a random crop of the padded image (CIFAR-10: 4 pixels, reflected; "
+        "Fashion-MNIST: 2 pixels, zeros) and a horizontal flip, and every batch is standardised per channel "
+        "with the training part's mean and std; the AdaTape ImageNet config uses an Inception crop, "
+        "RandAugment(2, 15), Mixup 0.5 and pixels scaled to [-1, 1].",
+        "The images are 28-32 pixels and the budgets allow short runs: an Inception crop discards much of so "
+        "small an image, and RandAugment and Mixup pay off over long schedules; shift + flip is the standard "
+        "small-image recipe. SELF-ViT's image recipe is not known (paper notes)."),
+    # Image restoration (notebook 08)
+    "restoration-packaged-photos": Deviation(
+        "SELF",
+        "Clean photographs come from files that ship inside installed wheels (13 for training, 3 held out whole: "
+        "scikit-image, PyWavelets, scikit-learn, matplotlib), in greyscale; not the paper's restoration benchmarks.",
+        "The paper's benchmarks are not even named in any reachable source, and nothing else can be fetched "
+        "offline; greyscale is the standard for denoising benchmarks (Set12, BSD68) and costs a third of RGB."),
+    "restoration-degradations": Deviation(
+        "SELF",
+        "Degradations: additive Gaussian noise sigma 15/25/50 (0-255 scale, not clipped); x2/x4 SR as torch's "
+        "antialiased bicubic downsampling then bicubic upsampling to full size (VDSR-style input), not MATLAB's "
+        "imresize; deblurring with two fixed, noise-free kernels (Gaussian sigma 1.6 on 15x15, linear motion 13 px "
+        "at 45 degrees on 13x13), reflected borders.",
+        "The paper's degradation settings are not known; these are the common benchmark levels, and same-size "
+        "SR inputs let one model shape serve every task."),
+    "restoration-architecture": Deviation(
+        "SELF",
+        "The restorer is a SwinIR-like window-attention network without shifted windows: a 2x2-pixel patch per "
+        "token, attention within 8x8-token windows with a 2-D relative position bias, 3x3 convolutions in and out, "
+        "a global residual; width 32 and 2 blocks in the cpu profile.",
+        "The paper's restoration network is not known; this is the smallest standard transformer restorer whose "
+        "attention FPSA can replace, and 2x2 tokens make it four times cheaper per pixel than pixel tokens."),
+    "restoration-recipe": Deviation(
+        "SELF",
+        "One model per task family, blind to the level within it; L1 loss, AdamW 2e-3 with warm-up and cosine "
+        "decay, 350 steps of 8 patches of 32x32 in the cpu profile (600 of 32 of 64x64 on the gpu); 3 seeds.",
+        "The paper's recipe is not known; 18 runs (3 families x 2 attentions x 3 seeds) must fit about 6 minutes "
+        "of one CPU core, and a blind all-task model failed to beat the input on SR and deblurring at that budget."),
+    "restoration-test-crop": Deviation(
+        "SELF",
+        "The smoke and cpu profiles score a central crop of each held-out photograph (192x192 in cpu), the gpu "
+        "profile whole images.",
+        "FPSA's evaluation cost grows with the pixels; the crops keep the cpu notebook within its budget."),
     "adatape-softmax-ce": Deviation(
         "AdaTape",
         "Softmax cross-entropy for every parity model instead of the release's sigmoid cross-entropy "
@@ -228,4 +278,41 @@ DEVIATIONS: dict[str, Deviation] = {
         "SELF",
         "GLUE is reported on SST-2, CoLA, MRPC, RTE and STS-B only, and its average is over these five tasks.",
         "MNLI, QQP and WNLI are not in the data directory, and QNLI has only its dev split, so it cannot be fine-tuned."),
+    "vision-small-images": Deviation(
+        "SELF, AdaTape",
+        "Image classification runs on CIFAR-10 (a fixed stratified re-split of its 10,000-image test set) and on "
+        "Fashion-MNIST, at 32 x 32 and 28 x 28 pixels, instead of ImageNet-1K at 224 x 224 (and JFT pretraining).",
+        "ImageNet and JFT cannot be reached here; these are the real image sets on this machine. Model sizes and "
+        "patch sizes are scaled down with the images."),
+    "vision-recipe": Deviation(
+        "SELF, AdaTape",
+        "Every ViT-family model is trained from scratch with one recipe of ours (AdamW, cosine schedule, random-crop "
+        "and flip augmentation, softmax cross-entropy), a few epochs at most, at widths of 64 (cpu) to 192 (gpu); "
+        "AdaTape's bank patch is 2 against the model's 4 (release: 8 against 16), and T = 10, tau = 2 as released.",
+        "The papers' recipes (300 epochs at batch 4096, RandAugment, mixup) need accelerator-days; the same recipe for "
+        "every model is what a quality/cost comparison needs."),
+    "vision-efficientnet-lite0": Deviation(
+        "SELF",
+        "The EfficientNet reference is EfficientNet-Lite0 (ImageNet weights, fine-tuned at 64 x 64 pixels), not "
+        "EfficientNet-B7.",
+        "Lite0 is the one EfficientNet whose ImageNet weights ship in a package here; it is pretrained, so it is an "
+        "upper reference for models trained from scratch, not a matched baseline."),
+    "vision-batched-throughput": Deviation(
+        "AdaTape",
+        "Images per second are measured on batches, where tokens that halted (A-ViT, UT-ViT) and unread tape slots "
+        "are masked, not removed, so adaptive models spend their full width in wall time; their adaptive compute is "
+        "reported separately as token-block applications.",
+        "As in AdaTape's release (paper notes, section 2.6): real savings need per-example variable-length kernels, "
+        "which none of the compared papers' code uses either."),
+    "avit-gate": Deviation(
+        "AdaTape",
+        "The A-ViT baseline's halting gate is sigmoid(10 x_0 - 10), not A-ViT's sigmoid(10 x_0 - 30).",
+        "A-ViT fine-tunes a pretrained DeiT whose activations are large; trained from scratch, first channels start "
+        "near 0 and a centre of 30 would never let a token halt."),
+    "avit-ponder-only": Deviation(
+        "AdaTape",
+        "The A-ViT baseline is trained with the ponder cost only, without A-ViT's distributional prior on halting "
+        "depth, and classifies the average of the tokens' ACT-weighted outputs (no class token).",
+        "The prior's target depth is a hyperparameter tuned on ImageNet; every model of the comparison shares the "
+        "global-average-pooling classifier."),
 }

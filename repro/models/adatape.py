@@ -58,18 +58,19 @@ class AdaptiveTapeReader(nn.Module):
         """query (batch, width); bank (batch, entries, width) for an input-driven bank or
         (entries, width) for a learnable one shared by all examples."""
         batch = len(query)
-        if bank.dim() == 2:
-            bank = bank.expand(batch, -1, -1)
-        if bank.shape[1] < self.candidates:
-            raise ValueError(f"the bank has {bank.shape[1]} entries, fewer than the {self.candidates} candidates "
+        if bank.shape[-2] < self.candidates:
+            raise ValueError(f"the bank has {bank.shape[-2]} entries, fewer than the {self.candidates} candidates "
                              "read per step")
+        # A shared bank is normalised once, then viewed per example.
         values = self.norm(bank)
+        if values.dim() == 2:
+            values = values.expand(batch, -1, -1)
         keys = values[..., : self.key_width]
         q = self.norm(query)[:, : self.key_width]
         halting = query.new_zeros(batch)
         impurity = query.new_zeros(batch)
         length = torch.zeros(batch, dtype=torch.long, device=query.device)
-        used = torch.zeros(bank.shape[:2], device=query.device)
+        used = torch.zeros(values.shape[:2], device=query.device)
         tokens = []
         for _ in range(self.max_tape):
             running = halting < self.budget

@@ -9,6 +9,7 @@ added to the loss; only R carries gradient.
 """
 
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 from torch import nn
@@ -40,6 +41,46 @@ def act_step(halted_mass: torch.Tensor, running: torch.Tensor, p: torch.Tensor, 
     return weight, running & ~halts
 
 
+@dataclass
+class Pondering:
+    """What per-position ACT produced: the halting-weighted states and what each position spent."""
+    output: torch.Tensor        # (batch, tokens, width): sum_n p^n s^n
+    steps: torch.Tensor         # (batch, tokens): N, the block applications of each position
+    remainder: torch.Tensor     # (batch, tokens): R, the only term of the ponder cost with a gradient
+    halted_mass: torch.Tensor   # (batch, tokens): sum_n p^n, exactly 1 for every position
+
+    def ponder_cost(self) -> torch.Tensor:
+        """(batch,): N + R averaged over the positions of each example."""
+        return (self.steps + self.remainder).mean(dim=1)
+
+
+def ponder(state: torch.Tensor, update: Callable[[int, torch.Tensor, torch.Tensor], torch.Tensor],
+           halting: Callable[[torch.Tensor], torch.Tensor], max_steps: int, eps: float) -> Pondering:
+    """Per-position ACT over `max_steps` updates of `state` (batch, tokens, width).
+
+    `update(step, state, running)` is one application of the block(s) (`running` (batch, tokens):
+    the positions still computing); positions that halted keep their state. `halting(state)` gives
+    h^n (batch, tokens) in (0, 1). Stops early once every position of the batch has halted.
+    """
+    halted_mass = state.new_zeros(state.shape[:2])
+    running = torch.ones_like(halted_mass, dtype=torch.bool)
+    steps = torch.zeros_like(halted_mass)
+    remainder = torch.zeros_like(halted_mass)
+    output = torch.zeros_like(state)
+    for step in range(max_steps):
+        state = torch.where(running.unsqueeze(-1), update(step, state, running), state)
+        p = halting(state)
+        weight, still_running = act_step(halted_mass, running, p, eps, last=step == max_steps - 1)
+        remainder = torch.where(running & ~still_running, weight, remainder)
+        output = output + weight.unsqueeze(-1) * state
+        halted_mass = halted_mass + weight
+        steps = steps + running
+        running = still_running
+        if not running.any():
+            break
+    return Pondering(output, steps, remainder, halted_mass)
+
+
 class UniversalTransformer(nn.Module):
     def __init__(self, config: UniversalConfig):
         super().__init__()
@@ -53,26 +94,10 @@ class UniversalTransformer(nn.Module):
         self.head = nn.Linear(config.width, config.classes)
 
     def forward(self, tokens: torch.Tensor) -> tuple[torch.Tensor, dict]:
-        state = self.embed(tokens)
-        halted_mass = state.new_zeros(state.shape[:2])
-        running = torch.ones_like(halted_mass, dtype=torch.bool)
-        steps = torch.zeros_like(halted_mass)
-        remainder = torch.zeros_like(halted_mass)
-        output = torch.zeros_like(state)
-        for step in range(self.config.max_steps):
-            # Halted positions keep their state (still visible as keys) and take no more weight.
-            state = torch.where(running.unsqueeze(-1), self.block(state + self.step_embedding[step]), state)
-            p = torch.sigmoid(self.halting(state)).squeeze(-1)
-            weight, still_running = act_step(halted_mass, running, p, self.config.halting_eps,
-                                             last=step == self.config.max_steps - 1)
-            remainder = torch.where(running & ~still_running, weight, remainder)
-            output = output + weight.unsqueeze(-1) * state
-            halted_mass = halted_mass + weight
-            steps = steps + running
-            running = still_running
-            if not running.any():
-                break
-        ponder = (steps + remainder).mean(dim=1)
-        aux = {"penalty": self.config.ponder_weight * ponder, "ponder_steps": steps.mean(dim=1),
-               "halting_mass": halted_mass, "token_layers": steps.sum(dim=1)}
-        return self.head(self.norm(output[:, 0])), aux
+        # Halted positions keep their state, still visible as keys, and take no more weight.
+        result = ponder(self.embed(tokens), lambda step, state, running: self.block(state + self.step_embedding[step]),
+                        lambda state: torch.sigmoid(self.halting(state)).squeeze(-1), self.config.max_steps,
+                        self.config.halting_eps)
+        aux = {"penalty": self.config.ponder_weight * result.ponder_cost(), "ponder_steps": result.steps.mean(dim=1),
+               "halting_mass": result.halted_mass, "token_layers": result.steps.sum(dim=1)}
+        return self.head(self.norm(result.output[:, 0])), aux
