@@ -163,6 +163,37 @@ def test_a_corrupt_shard_is_detected_and_mined_again(tmp_path):
     assert len(load_mined(directory)) >= 1
 
 
+def dying_engine(shard: int, times: int):
+    """A `mine_shard` whose first `times` calls for `shard` raise as when Stockfish dies mid-search."""
+    real, deaths = mining.mine_shard, []
+
+    def mine_shard(settings, number, directory):
+        if number == shard and len(deaths) < times:
+            deaths.append(number)
+            raise chess.engine.EngineTerminatedError("engine process died unexpectedly (exit code: -9)")
+        return real(settings, number, directory)
+    return mine_shard
+
+
+@needs_stockfish
+def test_a_shard_whose_engine_dies_is_mined_again_to_the_same_rows(tmp_path, monkeypatch):
+    reference = mine(2, workers=1, settings=TINY, directory=tmp_path / "a", progress=lambda line: None)
+    monkeypatch.setattr(mining, "mine_shard", dying_engine(shard=0, times=1))
+    lines = []
+    retried = mine(2, workers=2, settings=TINY, directory=tmp_path / "b", progress=lines.append)
+    assert any("shard 0 failed (EngineTerminatedError" in line and "mining it again" in line for line in lines)
+    assert all(retried["shards"][shard] == record for shard, record in reference["shards"].items())
+
+
+@needs_stockfish
+def test_a_shard_that_keeps_failing_stops_the_run_and_keeps_the_finished_shards(tmp_path, monkeypatch):
+    monkeypatch.setattr(mining, "mine_shard", dying_engine(shard=1, times=1 + mining.SHARD_RETRIES))
+    with pytest.raises(RuntimeError, match=r"shard 1 failed 2 times; the last error: EngineTerminatedError"):
+        mine(100, workers=2, settings=TINY, directory=tmp_path, progress=lambda line: None)
+    recorded = json.loads((tmp_path / "settings.json").read_text())["shards"]
+    assert "00000" in recorded and "00001" not in recorded
+
+
 @needs_stockfish
 def test_resuming_with_other_settings_is_refused(tmp_path):
     mine(0, workers=1, settings=TINY, directory=tmp_path, progress=lambda line: None)

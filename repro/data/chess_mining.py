@@ -93,6 +93,8 @@ STOCKFISH_INSTALL_HINT = (
     "install the Debian/Ubuntu package (`apt-get install stockfish`; `make setup` does this where apt is "
     "available); only mining needs it: the mined corpus is committed under data/chess_mined/, so "
     "`make reproduce` runs without Stockfish")
+SHARD_RETRIES = 1
+"""Times a shard whose mining raised (an engine that died) is mined again before the run stops."""
 MISSING_CORPUS_HINT = "mine it with `make mine-chess` (hours on 2 cores; needs Stockfish)"
 
 
@@ -419,7 +421,9 @@ def mine(target: int, workers: int = 2, settings: MinerSettings = MinerSettings(
     highest one kept is mined again, so the corpus is always shards 0..n-1. `workers` shards are
     mined at once, each by its own pair of Stockfish processes that search one at a time, so one
     core per worker. Shards are handed out in order, and no new one once the target is reached, so
-    a run may end with up to `workers - 1` shards more than needed. Calibration runs first: it
+    a run may end with up to `workers - 1` shards more than needed. A shard whose mining fails is
+    mined again from its start, up to `SHARD_RETRIES` times; then the run stops with the error, the
+    shards finished so far kept. Calibration runs first: it
     needs the real puzzles (REPRO_DATA_DIR), and a missing setting should stop the run before hours
     of mining, not after."""
     if target < 0 or workers < 1:
@@ -439,16 +443,38 @@ def mine(target: int, workers: int = 2, settings: MinerSettings = MinerSettings(
     unmined = (shard for shard in itertools.count() if _shard_key(shard) not in manifest["shards"])
     shard = next(unmined)
     started, analysed, mined = time.time(), 0, 0
+    attempts: dict[int, int] = {}
+    gave_up: RuntimeError | None = None
     with ThreadPoolExecutor(workers) as pool:
         running: set[Future] = set()
+        shard_of: dict[Future, int] = {}
         while True:
-            while len(running) < workers and (shard <= last or total < target):
-                running.add(pool.submit(mine_shard, settings, shard, directory))
+            while gave_up is None and len(running) < workers and (shard <= last or total < target):
+                submitted = pool.submit(mine_shard, settings, shard, directory)
+                shard_of[submitted] = shard
+                running.add(submitted)
                 shard = next(unmined)
             if not running:
                 break
             done, running = wait(running, return_when=FIRST_COMPLETED)
             for future in done:
+                failed = future.exception()
+                if failed is not None:
+                    # A shard is a pure function of the settings, so mining it again with fresh engines gives
+                    # the same rows; an engine that dies once in hours of searching should not end the run.
+                    failed_shard = shard_of[future]
+                    attempts[failed_shard] = attempts.get(failed_shard, 0) + 1
+                    if attempts[failed_shard] > SHARD_RETRIES:
+                        # The shards still running are finished and kept before the run stops.
+                        gave_up = RuntimeError(f"shard {failed_shard} failed {attempts[failed_shard]} times; the "
+                                               f"last error: {type(failed).__name__}: {failed}")
+                        gave_up.__cause__ = failed
+                        continue
+                    progress(f"shard {failed_shard} failed ({type(failed).__name__}: {failed}); mining it again")
+                    retry = pool.submit(mine_shard, settings, failed_shard, directory)
+                    shard_of[retry] = failed_shard
+                    running.add(retry)
+                    continue
                 done_shard, record, positions = future.result()
                 manifest["shards"][_shard_key(done_shard)] = asdict(record)
                 _save_manifest(directory, manifest)
@@ -458,6 +484,8 @@ def mine(target: int, workers: int = 2, settings: MinerSettings = MinerSettings(
                 progress(f"shard {done_shard}: {record.rows} puzzles from games {record.first_game}-"
                          f"{record.last_game}; {total:,} of {target:,} puzzles; "
                          f"{analysed / elapsed:.1f} positions analysed/s; ETA {hours_left:.1f} h")
+    if gave_up is not None:
+        raise gave_up
     return manifest
 
 
