@@ -30,6 +30,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from repro.config import choice
 from repro.seeding import rng
 
 # DEVIATION: [restoration-degradations] the paper's degradations are not known: greyscale images, unclipped Gaussian
@@ -78,15 +79,10 @@ TEST_IMAGES = ("camera", "chelsea", "flower")
 TRAIN_IMAGES = tuple(name for name in PHOTOGRAPHS if name not in TEST_IMAGES)
 
 
-def _check_name(kind: str, name, valid) -> None:
-    if name not in valid:
-        raise ValueError(f"unknown {kind} {name!r}; valid: {', '.join(map(repr, valid))}")
-
-
 def check_degradation(task: str, level: str) -> None:
     """Raise a ValueError naming the valid tasks, or the valid levels of `task`."""
-    _check_name("restoration task", task, tuple(TASKS))
-    _check_name(f"level of task {task!r}", level, TASKS[task])
+    choice("restoration task", task, tuple(TASKS))
+    choice(f"level of task {task!r}", level, TASKS[task])
 
 
 PACKAGE_FOLDERS = {"scikit-image": ("skimage", "data"), "PyWavelets": ("pywt", "data"),
@@ -100,7 +96,7 @@ def photograph_path(name: str) -> Path:
     Found with `importlib.util.find_spec`, which locates a package without importing it: importing
     `sklearn.datasets` for its two JPEGs alone takes seconds, and the smoke profile has 20.
     """
-    _check_name("photograph", name, tuple(PHOTOGRAPHS))
+    choice("photograph", name, tuple(PHOTOGRAPHS))
     photograph = PHOTOGRAPHS[name]
     module, folder = PACKAGE_FOLDERS[photograph.package]
     spec = importlib.util.find_spec(module)
@@ -136,7 +132,7 @@ def _load(name: str) -> torch.Tensor:
 
 def load_image(name: str) -> torch.Tensor:
     """The photograph `name` of `PHOTOGRAPHS` as greyscale float32 in [0, 1], shape (1, H, W)."""
-    _check_name("photograph", name, tuple(PHOTOGRAPHS))
+    choice("photograph", name, tuple(PHOTOGRAPHS))
     return _load(name).clone()
 
 
