@@ -135,3 +135,11 @@ def test_halted_tokens_leave_the_keys_of_later_blocks():
                           atol=1e-6)
     none_running = torch.zeros_like(running)
     assert torch.isfinite(model.update(1, x, none_running)).all()
+
+
+def test_the_task_loss_reaches_the_input_driven_bank_through_the_merge_weights():
+    model = built(AdaTapeViT, AdaTapeViTConfig(vit=ViTConfig(**SMALL), bank="input", bank_patch=2)).train()
+    logits, _ = model(images(4))
+    torch.nn.functional.cross_entropy(logits, torch.arange(4) % 5).backward()
+    for parameter in (model.bank_embed.project.weight, model.bank_embed.positions, model.pre_bank.weight):
+        assert parameter.grad is not None and parameter.grad.abs().sum() > 0
