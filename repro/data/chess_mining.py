@@ -51,7 +51,8 @@ Corpus (`CORPUS_DIR`, committed, so `make reproduce` needs no Stockfish): xz-com
 shard s holding games [s * games_per_shard, (s + 1) * games_per_shard), and `settings.json` with
 the settings, the Stockfish and python-chess versions, and each shard's sha256 and row count.
 Mining resumes: a shard whose checksum matches is kept, a missing, partial or corrupt one is mined
-again, and every file is written through a temporary name. `calibration.csv.xz` holds the same
+again, and every file is written through a temporary name. A shard whose engine dies mid-run is
+mined again from its start (`SHARD_RETRIES`), to the same rows. `calibration.csv.xz` holds the same
 difficulty measure on a seeded sample of the real Lichess puzzles.
 """
 
