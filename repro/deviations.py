@@ -16,6 +16,53 @@ class Deviation:
 
 
 DEVIATIONS: dict[str, Deviation] = {
+    # Visual question answering and image-text retrieval (notebook 09)
+    "vl-packaged-vqa": Deviation(
+        "SELF",
+        "Visual question answering is tested on easy-VQA (the PyPI package's 4,000 + 1,000 images of one shape, "
+        "48k templated questions) and on generated Sort-of-CLEVR scenes (non-relational and relational "
+        "questions), not on VQAv2.",
+        "VQAv2 and its COCO images are not reachable offline, and the paper's VQA benchmark and numbers could "
+        "not be read (paper notes). Both sets are small enough to train on from scratch on a CPU, and "
+        "Sort-of-CLEVR separates relational from non-relational questions."),
+    "vl-architecture": Deviation(
+        "SELF",
+        "The baselines are a small single-stream fusion encoder (ViLT-like: patches and words in one encoder; "
+        "FLAVA-style VQA) and a small two-tower dual encoder (CLIP-style, contrastive), trained from scratch "
+        "with vanilla attention; the SELF versions are the same networks with fixed-point attention. No "
+        "pretrained CLIP or FLAVA, and no FLAVA unimodal encoders before the fusion.",
+        "The SELF-VLTransformer's architecture is not known (paper notes, section 4.10); CLIP and FLAVA "
+        "checkpoints cannot be downloaded here and would not fit the CPU budget. Same-shaped vanilla and FPSA "
+        "models with identical parameters and recipe isolate the attention, which is what the claim is about."),
+    "vl-recipe": Deviation(
+        "SELF",
+        "Image patches of 8x8 pixels, pixels standardised per channel with the training images' statistics, no "
+        "augmentation (flips would change the left/right answers), word tokens of the templated texts, AdamW "
+        "with warm-up and cosine decay, a fixed budget of steps per task and profile; CLIP's learned "
+        "temperature starts at 0.07 and is capped at 1/100.",
+        "The paper's vision-language recipe is not known. The budgets are what fits the profile, so at cpu "
+        "scale the models are undertrained, which the notebook measures against a question-only baseline."),
+    "sort-of-clevr-64px": Deviation(
+        "SELF",
+        "Sort-of-CLEVR images are 64x64 with objects of radius 4 (9x9-pixel squares, circles of radius 4), "
+        "centres at least 10 pixels apart along some axis so no two objects touch, and the shape word 'square'; "
+        "the public generator (kimhc6028/relational-networks) draws 75x75 images with radius 5, keeps centres "
+        "10 pixels apart in Euclidean distance (diagonal squares may overlap) and calls the squares 'rectangle'.",
+        "One ViT patching (8x8 patches, 64 tokens) then serves Sort-of-CLEVR and easy-VQA's 64x64 images; "
+        "separated objects keep every answer visible in the pixels."),
+    "sort-of-clevr-unique-answers": Deviation(
+        "SELF",
+        "Scenes where some object's closest or furthest other object is tied in distance are redrawn.",
+        "The public generator answers for whichever tied object comes first in its list, which the image does "
+        "not show; with ties removed every relational answer is determined by the pixels."),
+    "retrieval-scene-captions": Deviation(
+        "SELF",
+        "Image-text retrieval is tested on generated Sort-of-CLEVR scenes with templated captions (2 object facts "
+        "+ 1 spatial relation, read off the scene's ground truth) and one-edit hard negatives (one attribute of "
+        "one fact changed so the caption is false), not on MS COCO / Flickr30k.",
+        "MS COCO and Flickr30k are not reachable offline. The negatives follow the idea of one-edit hard "
+        "negatives (ARO, NegCLIP, Winoground) rather than any paper's protocol: they test attribute binding "
+        "and spatial relations, which bag-of-words matching cannot solve."),
     "cifar10-resplit": Deviation(
         "AdaTape, SELF",
         "CIFAR-10 models train on 8,000 images and are validated and tested on 1,000 + 1,000 others, all from "

@@ -3,6 +3,8 @@ and for evaluation, with dynamic padding: each batch is cut to its longest real 
 sentences do not pay for the padding of the longest one in the set.
 """
 
+from typing import Callable
+
 import torch
 
 from repro.seeding import rng
@@ -24,10 +26,11 @@ class ShuffledBatches:
 
     A pure function of (seed, step), so a resumed run sees the batches it would have seen, and two
     seeds see the same examples in different orders. The tensors share their first axis; the one at
-    `attention_mask_index` is the (batch, tokens) mask by which batches are trimmed.
+    `attention_mask_index` is the (batch, tokens) mask by which batches are trimmed (None: no trimming).
     """
 
-    def __init__(self, tensors: tuple[torch.Tensor, ...], batch_size: int, seed: int, attention_mask_index: int = 1):
+    def __init__(self, tensors: tuple[torch.Tensor, ...], batch_size: int, seed: int,
+                 attention_mask_index: int | None = 1):
         sizes = {len(t) for t in tensors}
         if len(sizes) != 1:
             raise ValueError(f"tensors must share their first axis, got sizes {sorted(sizes)}")
@@ -41,10 +44,23 @@ class ShuffledBatches:
         epoch, position = divmod(step, self.per_epoch)
         order = torch.randperm(self.size, generator=rng("shuffled-batches", self.seed, epoch))
         index = order[position * self.batch_size:(position + 1) * self.batch_size]
-        return trim_padding(tuple(t[index] for t in self.tensors), self.attention_mask_index)
+        batch = tuple(t[index] for t in self.tensors)
+        return batch if self.attention_mask_index is None else trim_padding(batch, self.attention_mask_index)
 
 
 def in_order(tensors: tuple[torch.Tensor, ...], batch_size: int, attention_mask_index: int = 1):
     """Every example once, in order, in trimmed batches: for evaluation."""
     for start in range(0, len(tensors[0]), batch_size):
         yield trim_padding(tuple(t[start:start + batch_size] for t in tensors), attention_mask_index)
+
+
+class ImageLookup:
+    """Turns the first tensor of a batch, indices into `images` (uint8, stored once however many
+    examples share an image), into the preprocessed images themselves."""
+
+    def __init__(self, images: torch.Tensor, preprocess: Callable[[torch.Tensor], torch.Tensor]):
+        self.images, self.preprocess = images, preprocess
+
+    def __call__(self, batch: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+        index, *rest = batch
+        return (self.preprocess(self.images[index]), *rest)

@@ -200,6 +200,21 @@ def stratified_split(images: ImageSet, per_class: dict[str, int], seed: int = 0)
     return {part: images.subset(torch.cat(index).sort().values) for part, index in chosen.items()}
 
 
+def channel_statistics(pixels: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """(mean, std) of each channel of uint8 (B, C, H, W) pixels, on the [0, 1] scale."""
+    if pixels.dtype != torch.uint8 or pixels.dim() != 4:
+        raise ValueError(f"expected uint8 (B, C, H, W) pixels, got {pixels.dtype} of shape {tuple(pixels.shape)}")
+    means, stds = [], []
+    for channel in pixels.unbind(dim=1):
+        # Exact in float64 from the 256-bin histogram, with no float copy of the whole set.
+        frequency = torch.bincount(channel.flatten().cpu(), minlength=256).double()
+        value = torch.arange(256, dtype=torch.float64) / 255
+        mean = float((frequency * value).sum() / frequency.sum())
+        means.append(mean)
+        stds.append(float(((frequency * (value - mean) ** 2).sum() / frequency.sum()).sqrt()))
+    return tuple(means), tuple(stds)
+
+
 @dataclass(frozen=True)
 class Preprocessing:
     """uint8 pixels u -> model input x, the same for training and evaluation batches:
@@ -229,13 +244,7 @@ class Preprocessing:
         part only, so nothing of the evaluation images leaks into the input scaling), repeated to
         `channels` channels for a one-channel set."""
         # DEVIATION: [image-augmentation] per-channel standardisation; the AdaTape release scales pixels to [-1, 1].
-        stats = []
-        for channel in train.images.unbind(dim=1):
-            # Exact in float64 from the 256-bin histogram, with no float copy of the whole set.
-            frequency = torch.bincount(channel.flatten().cpu(), minlength=256).double()
-            value = torch.arange(256, dtype=torch.float64) / 255
-            mean = float((frequency * value).sum() / frequency.sum())
-            stats.append((mean, float(((frequency * (value - mean) ** 2).sum() / frequency.sum()).sqrt())))
+        stats = list(zip(*channel_statistics(train.images)))
         if channels is not None and channels != len(stats):
             if len(stats) != 1:
                 raise ValueError(f"only a one-channel set can be repeated to {channels} channels; "
