@@ -57,7 +57,7 @@ DEVIATIONS: dict[str, Deviation] = {
         "not show; with ties removed every relational answer is determined by the pixels."),
     "retrieval-scene-captions": Deviation(
         "SELF",
-        "Image-text retrieval is tested on generated Sort-of-CLEVR scenes with templated captions (2 object facts "
+        "Image-text retrieval is tested on generated Sort-of-CLEVR scenes with templated captions (3 object facts "
         "+ 1 spatial relation, read off the scene's ground truth) and one-edit hard negatives (one attribute of "
         "one fact changed so the caption is false), not on MS COCO / Flickr30k.",
         "MS COCO and Flickr30k are not reachable offline. The negatives follow the idea of one-edit hard "
