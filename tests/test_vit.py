@@ -90,6 +90,13 @@ def test_adatape_vit_separate_tape_ffn_adds_one_network_per_block_after_the_tape
     assert count_parameters(separate) - count_parameters(shared) == 2 * glu
 
 
+def test_every_tape_setting_of_the_vit_reaches_its_encoder():
+    tape = dict(max_tape=4, budget=1.0, insert_after=2, separate_tape_ffn=True, impurity="max")
+    encoder = built(AdaTapeViT, AdaTapeViTConfig(vit=ViTConfig(**SMALL), **tape)).encoder.config
+    assert {name: getattr(encoder, name) for name in tape} == tape
+    assert (encoder.width, encoder.heads, encoder.layers) == (SMALL["width"], SMALL["heads"], SMALL["layers"])
+
+
 def test_the_learnable_bank_has_no_image_grid():
     model = built(AdaTapeViT, AdaTapeViTConfig(vit=ViTConfig(**SMALL), bank="learnable"))
     with pytest.raises(ValueError, match="only the input-driven bank"):

@@ -16,7 +16,7 @@ Since max_j w_j >= 1/k, every example halts within k * tau = T steps. The tape l
 lambda * mean_b R_b charges every step read and rewards peaked selections.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import torch
 import torch.nn.functional as F
@@ -116,16 +116,25 @@ class TapeEncoderBlock(EncoderBlock):
 
 
 @dataclass
-class AdaTapeEncoderConfig(StrictConfig):
-    width: int = 64
-    heads: int = 4
-    layers: int = 4
-    mlp_hidden: int = 256
+class TapeConfig(StrictConfig):
+    """How AdaTape reads its tape, whatever the backbone: shared by the encoder and the models built on it."""
     max_tape: int = 10
     budget: float = 2.0
     insert_after: int = 1
     separate_tape_ffn: bool = False
     impurity: str = "gini"
+
+    def tape_options(self) -> dict:
+        """This config's tape fields alone, to pass on to an `AdaTapeEncoderConfig`."""
+        return {f.name: getattr(self, f.name) for f in fields(TapeConfig)}
+
+
+@dataclass
+class AdaTapeEncoderConfig(TapeConfig):
+    width: int = 64
+    heads: int = 4
+    layers: int = 4
+    mlp_hidden: int = 256
     dropout: float = 0.0
 
 

@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from repro.config import StrictConfig, choice
-from repro.models.adatape import BANKS, AdaTapeEncoder, AdaTapeEncoderConfig
+from repro.models.adatape import BANKS, AdaTapeEncoder, AdaTapeEncoderConfig, TapeConfig
 from repro.models.self_transformer import FixedPointAttentionConfig, FixedPointSelfAttention, swap_self_attention
 from repro.models.universal import ponder
 from repro.nn import EncoderBlock, masked_mean
@@ -118,18 +118,13 @@ def self_vit(config: ViTConfig, attention: FixedPointAttentionConfig | None = No
 
 
 @dataclass
-class AdaTapeViTConfig(StrictConfig):
+class AdaTapeViTConfig(TapeConfig):
     vit: ViTConfig = field(default_factory=ViTConfig)
     bank: str = "input"
     bank_patch: int = 2
     """Patch size of the input-driven bank: finer than the model's own (release: 8 against 16)."""
     bank_size: int = 64
     """Entries of the learnable bank."""
-    max_tape: int = 10
-    budget: float = 2.0
-    insert_after: int = 1
-    separate_tape_ffn: bool = False
-    impurity: str = "gini"
     tape_loss_weight: float = 0.01
 
     def __post_init__(self):
@@ -156,9 +151,8 @@ class AdaTapeViT(nn.Module):
         else:
             self.bank = nn.Parameter(nn.init.trunc_normal_(torch.empty(c.bank_size, v.width), std=0.02, a=-0.04, b=0.04))
         self.encoder = AdaTapeEncoder(AdaTapeEncoderConfig(
-            width=v.width, heads=v.heads, layers=v.layers, mlp_hidden=v.mlp_hidden, max_tape=c.max_tape,
-            budget=c.budget, insert_after=c.insert_after, separate_tape_ffn=c.separate_tape_ffn, impurity=c.impurity,
-            dropout=v.dropout))
+            width=v.width, heads=v.heads, layers=v.layers, mlp_hidden=v.mlp_hidden, dropout=v.dropout,
+            **c.tape_options()))
         self.classifier = Classifier(v.width, v.classes)
 
     @property
