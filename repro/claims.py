@@ -11,6 +11,7 @@ Spine ids are S1..S7 (SELF), A1..A4 (AdaTape) and L1..L4 (Looped). A notebook ma
 test a finer claim such as `A1.len64`; it resolves to its spine claim `A1`.
 """
 
+import hashlib
 from dataclasses import dataclass
 
 from repro.config import choice
@@ -29,7 +30,15 @@ PAPERS = {
     "Looped": "Asher Labovich. Stability and Generalization in Looped Transformers. arXiv:2604.15259 (2026).",
 }
 
-VERDICTS = ("reproduced", "partially", "not reproduced", "not attempted")
+VERDICTS = ("reproduced", "partially", "not reproduced", "inconclusive", "not attempted")
+VERDICT_MEANINGS = {
+    "reproduced": "every part of the claim has its whole 95% interval on the claim's side of its margin, every gate passed",
+    "partially": "every gate passed, and of the claim's parts some are reproduced and some are not",
+    "not reproduced": "every gate passed (competent evidence) and the interval lies on the wrong side of the margin",
+    "inconclusive": "this run cannot decide: a competence gate failed or was not measured, too few seeds, "
+                    "or an interval straddles the margin",
+    "not attempted": "no evidence: the data or the notebook for this claim is not available here",
+}
 
 
 @dataclass(frozen=True)
@@ -261,16 +270,294 @@ def claim(claim_id: str) -> Claim:
     return _BY_ID[spine]
 
 
-def verdict_from_checks(passed: int, total: int, partial_from: int = 1) -> str:
-    """A verdict rule's outcome: every check passed is 'reproduced', at least `partial_from` is
-    'partially', fewer is 'not reproduced'."""
-    if not 0 <= passed <= total or not 1 <= partial_from <= total:
-        raise ValueError(f"need 0 <= passed <= total and 1 <= partial_from <= total, "
-                         f"got passed {passed}, total {total}, partial_from {partial_from}")
-    return "reproduced" if passed == total else "partially" if passed >= partial_from else "not reproduced"
-
-
 def check_verdict(verdict: str) -> str:
     """Return `verdict` if it is one of VERDICTS, so no misspelled verdict reaches the report."""
     choice("verdict", verdict, VERDICTS)
     return verdict
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Pre-registration: what decides each claim, declared here before a run and decided only by `repro/verdicts.py`.
+#
+# A claim has one or more *parts*. A part is a deciding quantity measured once per replicate (a seed, where models
+# are trained; a corpus or set-up, where a fixed model is measured), its direction and the margin that counts as the
+# effect. Differences are *paired*: both sides share the seed, the data order and the evaluation set. A claim also
+# lists *gates*: the competence its evidence must show before the comparison counts (a baseline that never learned
+# is no evidence that a method beats it). Every result entry stores the hash of the definition it was decided under,
+# so a rule changed after the data were seen is caught by the tests (and must be re-decided and logged).
+# ---------------------------------------------------------------------------------------------------------------
+
+DIRECTIONS = ("at least", "at most")
+GATE_OPS = (">=", "<=")
+
+
+@dataclass(frozen=True)
+class Part:
+    """One deciding quantity: the claim's part holds when its 95% interval lies `direction` `margin`."""
+
+    key: str
+    quantity: str  # what one replicate measures, with the sign convention ("variant minus baseline")
+    direction: str  # one of DIRECTIONS
+    margin: float
+    unit: str  # the quantity's unit ("accuracy points", "dB", "x", "Spearman rho")
+
+    def __post_init__(self):
+        choice(f"direction of part {self.key!r}", self.direction, DIRECTIONS)
+
+
+@dataclass(frozen=True)
+class Gate:
+    """One competence condition: the measured value (one number, computed as `measured` says) `op` `threshold`."""
+
+    key: str
+    measured: str  # how the one number is computed from the run
+    op: str  # one of GATE_OPS
+    threshold: float
+
+    def __post_init__(self):
+        choice(f"operator of gate {self.key!r}", self.op, GATE_OPS)
+
+
+@dataclass(frozen=True)
+class Preregistration:
+    """The decision rule of one claim id (spine or finer): its parts, its gates and the replicates it needs."""
+
+    id: str
+    parts: tuple[Part, ...]
+    gates: tuple[Gate, ...] = ()
+    replicate: str = "seed"  # the unit the interval is taken over
+    min_replicates: int = 3
+
+    def definition_hash(self) -> str:
+        """A short hash of this definition; the dataclass repr lists every field, so any change changes it."""
+        return hashlib.sha256(repr(self).encode()).hexdigest()[:16]
+
+
+def _gain(key: str, quantity: str, margin: float, unit: str) -> Part:
+    return Part(key, quantity, "at least", margin, unit)
+
+
+# Shared gates, written once so every notebook that uses FPSA or a baseline is held to the same bar.
+FPSA_CONVERGES = Gate(
+    "fpsa_converges", "share of FPSA solves (layer x example) stopped at the iteration cap, mean over seeds", "<=", 0.10)
+
+
+def _looped_learns(what: str) -> Gate:
+    return Gate("recall_learns", f"fewest seeds, over the recall + outer norm configurations, on which {what}", ">=", 2)
+
+
+PREREGISTRATIONS = (
+    # -- AdaTape: parity (01) ------------------------------------------------------------------------------------
+    *(Preregistration(
+        claim_id,
+        parts=(
+            _gain("adatape_solves", "held-out accuracy of AdaTape (input bank)", 0.95, "accuracy"),
+            Part("transformer_fails", "held-out accuracy of the Transformer", "at most", 0.60, "accuracy"),
+            Part("universal_fails", "held-out accuracy of the Universal Transformer (ACT)", "at most", 0.60,
+                 "accuracy"),
+        ),
+        gates=(
+            Gate("baselines_budget", "baseline training steps / the most steps AdaTape needed on any seed to first "
+                 "reach 0.95 held-out (0 when it never did): a failure is not under-training only if the baselines "
+                 "had twice the winner's budget", ">=", 2.0),
+            Gate("universal_ponders", "mean ponder steps of the Universal Transformer on the held-out set, mean over "
+                 "seeds (ACT collapsed to one step is a plain Transformer)", ">=", 1.5),
+        ),
+    ) for claim_id in ("A1", "A1.len64")),
+    # -- Looped: prefix sums (02) --------------------------------------------------------------------------------
+    Preregistration(
+        "L1.prefix_sums",
+        parts=(_gain("extrapolation_deficit", "extrapolation (exact match on the longer lengths at T = 10M) of the "
+                     "recall + outer norm configurations minus that of the no-recall configurations, means over "
+                     "configurations, per seed", 0.10, "exact match"),),
+        gates=(_looped_learns("per-bit accuracy at the training length reaches 0.99"),),
+    ),
+    Preregistration(
+        "L2.prefix_sums",
+        parts=(
+            _gain("reached", "share of test strings whose residual is under 1e-3 at T = 10M, mean over the recall + "
+                  "outer norm configurations, per seed", 0.90, "share"),
+            Part("attracting", "spectral radius of the step's Jacobian at the fixed point, max over the recall + "
+                 "outer norm configurations, per seed", "at most", 1.0, "spectral radius"),
+            _gain("best_extrapolation", "best extrapolation among the recall + outer norm configurations minus the "
+                  "best among the others, per seed", 0.0, "exact match"),
+        ),
+        gates=(_looped_learns("per-bit accuracy at the training length reaches 0.99"),),
+    ),
+    Preregistration(
+        "L3.prefix_sums",
+        parts=tuple(_gain(f"competitive_norm_{norm}", f"extrapolation of internal minus standard recall, outer norm "
+                          f"{norm}, per seed", -0.05, "exact match") for norm in ("on", "off")),
+        gates=(_looped_learns("per-bit accuracy at the training length reaches 0.99"),),
+    ),
+    # -- Looped: sudoku (03) -------------------------------------------------------------------------------------
+    Preregistration(
+        "L3.sudoku",
+        parts=(
+            _gain("better_norm_on", "held-out blank-cell accuracy of internal minus standard recall, outer norm on, "
+                  "per seed", 0.02, "accuracy"),
+            _gain("competitive_norm_off", "held-out blank-cell accuracy of internal minus standard recall, outer "
+                  "norm off, per seed", -0.05, "accuracy"),
+        ),
+        gates=(_looped_learns("in-distribution whole-board exact match reaches 0.5"),),
+    ),
+    # -- Looped: stability tracks accuracy (02, 03, 04) ----------------------------------------------------------
+    *(Preregistration(
+        claim_id,
+        parts=tuple(Part(f"tracks_{axis.replace(' ', '_')}", f"Spearman rho over the looped configurations of "
+                         f"{accuracy} with the {axis}, within one seed", "at most", -0.5, "Spearman rho")
+                    for axis in ("last residual", "path spread", "spectral radius")),
+        gates=gates,
+    ) for claim_id, accuracy, gates in (
+        ("L4.prefix_sums", "extrapolation",
+         (_looped_learns("per-bit accuracy at the training length reaches 0.99"),)),
+        ("L4.sudoku", "held-out blank-cell accuracy",
+         (_looped_learns("in-distribution whole-board exact match reaches 0.5"),)),
+        ("L4.chess", "held-out accuracy",
+         (Gate("above_chance", "held-out accuracy of the best looped configuration minus the exact score of a "
+               "random legal move, lowest over seeds", ">=", 0.02),)),
+    )),
+    # -- SELF: GLUE (05) -----------------------------------------------------------------------------------------
+    *(Preregistration(
+        claim_id,
+        parts=parts,
+        gates=(
+            Gate("vanilla_sst2", "vanilla MiniLM SST-2 dev accuracy (points), mean over seeds", ">=", 85.0),
+            Gate("vanilla_stsb", "vanilla MiniLM STS-B dev Pearson x 100, mean over seeds", ">=", 80.0),
+            Gate("full_dev", "share of each task's dev set that is scored (1 = all of it)", ">=", 1.0),
+            FPSA_CONVERGES,
+        ),
+    ) for claim_id, parts in (
+        ("S1.glue_mechanism", (
+            _gain("pretrained", "GLUE average over the tasks run, FPSA minus vanilla, pretrained MiniLM, per seed",
+                  1.0, "score points"),
+            _gain("scratch", "GLUE average over the tasks run, FPSA minus vanilla, encoder trained from scratch, per "
+                  "seed", 1.0, "score points"),
+        )),
+        ("S7.glue", (
+            # DEVIATION: [s7-absolute-gain] "up to 20%" is decided on the largest absolute paired gain, with a
+            # Bonferroni-Holm interval over the (scale, task) pairs, never on a relative gain over a weak baseline.
+            _gain("largest_gain", "score of FPSA minus vanilla in the (scale, task) pair with the largest mean "
+                  "difference, per seed; its interval is corrected for the number of pairs", 1.0, "score points"),
+        )),
+    )),
+    # -- SELF: SQuAD (06) ----------------------------------------------------------------------------------------
+    *(Preregistration(
+        claim_id,
+        parts=(_gain("f1_gain", "F1 of the FPSA fine-tune minus the vanilla fine-tune on the held-out dev articles, "
+                     "per seed", 1.0, "F1 points"),),
+        gates=(Gate("vanilla_f1", "vanilla F1 on the held-out dev questions, mean over seeds", ">=", 70.0),
+               FPSA_CONVERGES),
+    ) for claim_id in ("S2.squad_v1_1", "S2.squad_v2_0")),
+    # -- SELF-ViT and AdaTape: image classification (07) ---------------------------------------------------------
+    Preregistration(
+        "S3",
+        parts=(
+            _gain("top1_gain", "CIFAR-10 test top-1 of SELF-ViT minus ViT, per seed", 0.01, "accuracy"),
+            _gain("top5_gain", "CIFAR-10 test top-5 of SELF-ViT minus ViT, per seed", 0.0, "accuracy"),
+            _gain("above_efficientnet", "CIFAR-10 test top-1 of SELF-ViT minus EfficientNet-Lite0, per seed", 0.0,
+                  "accuracy"),
+        ),
+        gates=(Gate("vit_competent", "ViT CIFAR-10 test top-1, mean over seeds", ">=", 0.55),
+               Gate("test_images", "test images scored", ">=", 2000),
+               FPSA_CONVERGES),
+        min_replicates=5,
+    ),
+    Preregistration(
+        "A2",
+        parts=tuple(part for baseline in ("UT-ViT", "A-ViT") for part in (
+            _gain(f"top1_vs_{baseline}", f"CIFAR-10 test top-1 of AdaTape (input bank) minus {baseline}, per seed",
+                  0.0, "accuracy"),
+            _gain(f"speed_vs_{baseline}", f"images per second of AdaTape (input bank) / {baseline}, per seed", 1.0,
+                  "x"),
+        )),
+        gates=(Gate("vit_competent", "ViT CIFAR-10 test top-1, mean over seeds", ">=", 0.55),
+               Gate("operating_points", "fewest operating points (compute settings) measured for any adaptive "
+                    "family, so that a quality/cost frontier exists", ">=", 3),
+               Gate("executed_cost", "1 when the cost compared is the compute actually executed, 0 when it is "
+                    "counted but not saved", ">=", 1)),
+    ),
+    Preregistration(
+        "A3",
+        parts=(_gain("learned_centre_bias", "central-quarter selection ratio of the trained AdaTape (input bank) "
+                     "minus that of the same network at its initialisation, per seed", 0.10, "ratio"),),
+        min_replicates=8,
+    ),
+    Preregistration(
+        "A4",
+        parts=(_gain("separate_ffn_gain", "CIFAR-10 test top-1 of AdaTape with a separate tape FFN minus a shared "
+                     "one, per seed", 0.0, "accuracy"),),
+        gates=(Gate("size_matched", "parameters of the separate-FFN model / the shared-FFN model it is compared "
+                    "with (a size-matched control is needed above 1.1)", "<=", 1.1),),
+        min_replicates=6,
+    ),
+    # -- SELF: image restoration (08) ----------------------------------------------------------------------------
+    Preregistration(
+        "S4",
+        parts=tuple(_gain(f"psnr_gain_{family}", f"PSNR of FPSA minus vanilla, mean over the {family} levels, per "
+                          "seed", 0.1, "dB") for family in ("denoise", "super_resolution", "deblur")),
+        gates=(Gate("vanilla_beats_classical", "vanilla PSNR minus the best classical method (non-local means, total "
+                    "variation, wavelet; bicubic for super-resolution), lowest over the cells, mean over seeds",
+                    ">=", 0.0),
+               FPSA_CONVERGES),
+    ),
+    # -- SELF-VLTransformer (09) ---------------------------------------------------------------------------------
+    Preregistration(
+        "S5",
+        parts=(
+            _gain("easy_vqa", "easy-VQA test accuracy of FPSA minus vanilla, per seed", 0.01, "accuracy"),
+            _gain("sort_of_clevr", "Sort-of-CLEVR test accuracy of FPSA minus vanilla, per seed", 0.01, "accuracy"),
+            _gain("retrieval", "retrieval mean recall of FPSA minus vanilla, per seed", 0.01, "recall"),
+        ),
+        gates=(Gate("vqa_learned", "vanilla accuracy minus the question-only baseline, lowest over the question "
+                    "types of both VQA sets, mean over seeds", ">=", 0.10),
+               Gate("retrieval_learned", "vanilla retrieval mean recall, mean over seeds", ">=", 0.15),
+               FPSA_CONVERGES),
+    ),
+    # -- SELF: cost and scaling (10); a fixed pretrained model is measured, so the replicates are corpora ---------
+    Preregistration(
+        "S6.steps",
+        parts=(Part("median_at_least_3", "median refinement steps per (layer, example), per corpus", "at least", 3,
+                    "steps"),
+               Part("median_at_most_6", "median refinement steps per (layer, example), per corpus", "at most", 6,
+                    "steps")),
+        gates=(FPSA_CONVERGES,), replicate="corpus",
+    ),
+    Preregistration(
+        "S6.flops",
+        parts=(Part("flops_ratio", "FLOPs of FPSA / vanilla, per corpus (paper: about 1.6x)", "at most", 2.0, "x"),),
+        gates=(FPSA_CONVERGES,), replicate="corpus",
+    ),
+    Preregistration(
+        "S6.latency",
+        parts=(Part("latency_ratio", "forward time of FPSA / vanilla, per corpus (paper: 1.3-1.4x)", "at most", 1.75,
+                    "x"),),
+        gates=(FPSA_CONVERGES,), replicate="corpus",
+    ),
+    Preregistration(
+        "S6.sublinear",
+        parts=(Part("slope_difference", "slope of log time against log length, FPSA minus vanilla, per set-up",
+                    "at most", 0.0, "slope"),),
+        gates=(FPSA_CONVERGES,), replicate="set-up",
+    ),
+    Preregistration(
+        "S6.memory",
+        parts=(Part("memory_growth", "saved-for-backward memory of a training step with the implicit gradient at "
+                    "this cap / at the smallest cap, minus 1, per cap", "at most", 0.05, "relative growth"),),
+        gates=(Gate("gradient_accurate", "cosine of the implicit gradient with backpropagation through the unrolled "
+                    "solver on a pretrained layer (a constant memory is worth nothing for a wrong gradient)", ">=",
+                    0.95),),
+        replicate="cap",
+    ),
+)
+
+_PREREGISTERED = {p.id: p for p in PREREGISTRATIONS}
+
+
+def preregistration(claim_id: str) -> Preregistration:
+    """The decision rule of `claim_id`; an id without one is an error that lists those that have one."""
+    claim(claim_id)
+    if claim_id not in _PREREGISTERED:
+        raise KeyError(f"claim id {claim_id!r} has no pre-registered decision rule; "
+                       f"pre-registered: {', '.join(_PREREGISTERED)}")
+    return _PREREGISTERED[claim_id]

@@ -5,6 +5,7 @@ stamped with the same provenance.
 reads only these files and `figures/`.
 """
 
+import hashlib
 import json
 import platform
 import subprocess
@@ -16,8 +17,9 @@ import pandas as pd
 import torch
 
 from repro import ROOT
-from repro.claims import check_verdict, claim
+from repro.claims import claim
 from repro.deviations import DEVIATIONS
+from repro.verdicts import decide
 
 
 def git_state() -> tuple[str, bool]:
@@ -82,17 +84,22 @@ class Run:
         self.claims: list[dict] = []
         self.tables: dict[str, list[dict]] = {}
 
-    def add_claim(self, claim_id: str, metric: str, ours: dict | None, verdict: str,
-                  evidence: str, deviations: tuple[str, ...] = ()) -> None:
-        """Record the verdict on one claim; `ours` is `mean_std(...)` of the metric over seeds."""
+    def add_claim(self, claim_id: str, parts: dict | None = None, gates: dict | None = None, evidence: str = "",
+                  deviations: tuple[str, ...] = (), comparisons: dict | None = None,
+                  not_attempted: str | None = None) -> dict:
+        """Decide one claim with `repro.verdicts.decide` and record the entry; returns it for display.
+
+        `parts` maps each pre-registered part to its per-replicate values, `gates` each gate to its measured value
+        (see `repro/claims.py`); `evidence` is the prose a reader needs beside the numbers."""
         spine = claim(claim_id)
-        check_verdict(verdict)
         unknown = [d for d in deviations if d not in DEVIATIONS]
         if unknown:
             raise ValueError(f"unknown deviation id(s) {unknown}; known: {sorted(DEVIATIONS)}")
-        self.claims.append({"id": claim_id, "paper": spine.paper, "statement": spine.statement,
-                            "metric": metric, "paper_value": spine.paper_value, "ours": ours,
-                            "verdict": verdict, "evidence": evidence, "deviations": list(deviations)})
+        entry = decide(claim_id, parts, gates, comparisons, not_attempted)
+        entry.update(paper=spine.paper, statement=spine.statement, paper_value=spine.paper_value,
+                     evidence=evidence, deviations=list(deviations))
+        self.claims.append(entry)
+        return entry
 
     def add_table(self, name: str, table: pd.DataFrame) -> None:
         self.tables[name] = json.loads(table.reset_index().to_json(orient="records"))
@@ -109,9 +116,16 @@ class Run:
         self.provenance["wall_seconds"] = round(time.time() - self.started, 1)
         self.results_dir.mkdir(parents=True, exist_ok=True)
         path = self.results_dir / f"{self.stem}.json"
+        self.provenance["claims_hash"] = claims_hash(self.claims)
         document = {"provenance": self.provenance, "claims": self.claims, "tables": self.tables}
         path.write_text(json.dumps(document, indent=2) + "\n")
         return path
+
+
+def claims_hash(entries: list[dict]) -> str:
+    """One hash of the definitions every claim of a result file was decided under."""
+    joined = ",".join(sorted(f"{entry['id']}={entry['definition_hash']}" for entry in entries))
+    return hashlib.sha256(joined.encode()).hexdigest()[:16]
 
 
 def load_results(results_dir: str | Path = "results") -> dict[str, dict]:
