@@ -113,6 +113,13 @@ DEVIATIONS: dict[str, Deviation] = {
         "The smoke and cpu profiles score a central crop of each held-out photograph (192x192 in cpu), the gpu "
         "profile whole images.",
         "FPSA's evaluation cost grows with the pixels; the crops keep the cpu notebook within its budget."),
+    "s7-absolute-gain": Deviation(
+        "SELF",
+        "'Up to 20% accuracy gain' (S7) is decided on the largest absolute paired gain over the (scale, task) pairs "
+        "tested, in score points, with its interval corrected for the number of pairs (Bonferroni, which for the "
+        "largest of k gains is Holm's first step), never on a relative gain.",
+        "A relative gain over a weak baseline is unbounded (the former rule read 'reproduced' from +86% on an STS-B "
+        "vanilla score of 7.9 ± 13.6), and which of the paper's scores the 20% refers to is not stated."),
     "adatape-softmax-ce": Deviation(
         "AdaTape",
         "Softmax cross-entropy for every parity model instead of the release's sigmoid cross-entropy "
@@ -125,6 +132,15 @@ DEVIATIONS: dict[str, Deviation] = {
         "slots (which still hold merged tokens read after the sample halted).",
         "Otherwise the classifier would see tape tokens beyond the halting point and the tape length "
         "would not bound what the model reads."),
+    "adatape-per-example-scores": Deviation(
+        "AdaTape",
+        "Each example weights its tape candidates by its own scores. As read by a reviewer of the released code "
+        "(scenic/adatape), the release gathers the candidates' scores with a `jnp.take` without an axis, which "
+        "indexes the flattened score array, so every example of a batch is weighted with the first example's "
+        "scores. The study runs the per-example reading.",
+        "The paper describes per-example adaptive tape reading, and the release's behaviour makes an example's "
+        "tape depend on the other examples of its batch (and on the batch size), which no evaluation at another "
+        "batch size could reproduce. Not verified here by running the release (JAX is not installed)."),
     "adatape-parity-scale": Deviation(
         "AdaTape",
         "Parity model sizes, tape length T, budget tau, optimiser and training length are our choices.",

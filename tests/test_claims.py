@@ -2,7 +2,7 @@ import re
 
 import pytest
 
-from repro.claims import CLAIMS, PAPERS, VERDICTS, check_verdict, claim, verdict_from_checks
+from repro.claims import CLAIMS, PAPERS, PREREGISTRATIONS, VERDICTS, Gate, Part, check_verdict, claim
 
 SPINE = [f"S{i}" for i in range(1, 8)] + [f"A{i}" for i in range(1, 5)] + [f"L{i}" for i in range(1, 5)]
 
@@ -47,9 +47,19 @@ def test_check_verdict_rejects_a_misspelling_and_names_the_verdicts():
     assert all(v in str(error.value) for v in VERDICTS)
 
 
-def test_verdict_rule_outcome_counts_passed_checks():
-    assert verdict_from_checks(3, 3) == "reproduced"
-    assert verdict_from_checks(1, 3) == "partially" and verdict_from_checks(0, 3) == "not reproduced"
-    assert verdict_from_checks(3, 7, partial_from=4) == "not reproduced"
-    with pytest.raises(ValueError, match="passed 4, total 3"):
-        verdict_from_checks(4, 3)
+def test_every_pre_registered_id_resolves_to_a_spine_claim_and_is_unique():
+    ids = [p.id for p in PREREGISTRATIONS]
+    assert len(ids) == len(set(ids))
+    for p in PREREGISTRATIONS:
+        assert claim(p.id) and p.parts and p.min_replicates >= 3
+
+
+def test_every_spine_claim_has_a_decision_rule():
+    assert {claim(p.id).id for p in PREREGISTRATIONS} == set(SPINE)
+
+
+def test_a_misspelled_direction_or_operator_is_an_error():
+    with pytest.raises(ValueError, match="'at least', 'at most'"):
+        Part("gain", "a difference", "atleast", 0.0, "points")
+    with pytest.raises(ValueError, match="'>=', '<='"):
+        Gate("competent", "a score", ">", 0.5)

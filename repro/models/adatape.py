@@ -80,6 +80,7 @@ class AdaptiveTapeReader(nn.Module):
             scores = torch.einsum("bmk,bk->bm", keys, q)
             # Entries already merged into an earlier token rank below every unused one.
             index = (scores - 1e9 * used).topk(self.candidates, dim=1).indices
+            # DEVIATION: [adatape-per-example-scores] each example's candidates are weighted by its own scores.
             weights = F.softmax(scores.gather(1, index) / self.key_width ** 0.5, dim=1)
             step = weights.amax(dim=1)
             stops = running & (halting + step >= self.budget)
