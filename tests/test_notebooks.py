@@ -10,6 +10,7 @@ from repro import ROOT
 from repro.claims import VERDICTS
 from repro.reproduce import build_report, check_parameters, execute, main, study_notebooks
 from repro.results import Run
+from repro.verdicts import redecide
 
 
 def snapshot() -> dict:
@@ -34,10 +35,13 @@ def smoke_run(tmp_path_factory):
 def test_notebook_writes_results_with_provenance_and_verdicts(smoke_run, stem):
     document = json.loads((smoke_run / "results" / f"{stem}.json").read_text())
     provenance = document["provenance"]
-    for key in ("git_sha", "git_dirty", "profile", "device", "torch", "seeds", "started", "wall_seconds"):
+    for key in ("git_sha", "git_dirty", "profile", "device", "torch", "seeds", "started", "wall_seconds", "claims_hash"):
         assert key in provenance
     assert provenance["profile"] == "smoke"
     assert document["claims"] and all(c["verdict"] in VERDICTS for c in document["claims"])
+    for entry in document["claims"]:  # decided by repro.verdicts from per-seed values, never by the notebook
+        assert entry["verdict"] == "not attempted" or any(part["values"] for part in entry["parts"]), entry["id"]
+        assert redecide(entry)["verdict"] == entry["verdict"]
     assert list((smoke_run / "figures").glob(f"{stem}_*.png"))
 
 

@@ -1,10 +1,14 @@
 """The decision rule on synthetic evidence, one case per outcome, and every committed result re-decided."""
 
+import json
+
 import numpy as np
 import pytest
 from scipy import stats
 
+from repro import ROOT
 from repro.claims import PREREGISTRATIONS, VERDICT_MEANINGS, VERDICTS, preregistration
+from repro.reproduce import REPORT_NOTEBOOK
 from repro.results import claims_hash, load_results
 from repro.verdicts import decide, interval, probability_of_improvement, redecide, stale_definition, summary
 
@@ -154,3 +158,13 @@ def test_every_committed_result_was_decided_under_todays_rules_and_re_decides_id
 def test_every_committed_result_records_the_hash_of_its_rules(stem):
     document = load_results()[stem]
     assert document["provenance"]["claims_hash"] == claims_hash(document["claims"])
+
+
+def test_no_study_notebook_decides_a_verdict():
+    for path in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")):
+        if path.stem == REPORT_NOTEBOOK:
+            continue
+        code = "\n".join("".join(cell["source"]) for cell in json.loads(path.read_text())["cells"]
+                         if cell["cell_type"] == "code")
+        for word in VERDICTS:
+            assert f'"{word}"' not in code and f"'{word}'" not in code, f"{path.name} names the verdict {word!r}"
