@@ -19,29 +19,30 @@ setup:  ## create .venv with torch 2.14.1 and the project (editable), register t
 	$(PY) -m pip install --quiet torch==2.14.1 torchvision==0.29.1
 	$(PY) -m pip install --quiet -e '.[dev]'
 	$(PY) -m ipykernel install --user --name repro --display-name "Python (repro)"
-	@# qqwing generates the sudoku puzzles, stockfish is the chess engine, dataset-fashion-mnist ships Fashion-MNIST.
+	@# qqwing generates the sudoku puzzles, stockfish is the chess engine, dataset-fashion-mnist ships Fashion-MNIST,
+	@# chromium opens the report in the browser test.
 	@# Never fails the set-up.
 	@if ! command -v apt-get >/dev/null 2>&1; then \
 		echo "setup: no apt-get here; install qqwing, stockfish and Fashion-MNIST yourself (e.g. brew install qqwing stockfish; Fashion-MNIST's four idx files into a folder named by FASHION_MNIST_DIR)"; \
 	elif [ "$$(id -u)" != 0 ] && ! sudo -n true 2>/dev/null; then \
-		echo "setup: not root; run 'sudo apt-get install qqwing stockfish dataset-fashion-mnist' for the sudoku and chess generators and Fashion-MNIST"; \
+		echo "setup: not root; run 'sudo apt-get install qqwing stockfish dataset-fashion-mnist chromium' for the sudoku and chess generators and Fashion-MNIST"; \
 	else \
 		SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo -n); \
-		{ $$SUDO apt-get install -y -qq qqwing stockfish dataset-fashion-mnist >/dev/null 2>&1 \
-		  || { $$SUDO apt-get update -qq >/dev/null 2>&1 && $$SUDO apt-get install -y -qq qqwing stockfish dataset-fashion-mnist >/dev/null 2>&1; }; } \
+		{ $$SUDO apt-get install -y -qq qqwing stockfish dataset-fashion-mnist chromium >/dev/null 2>&1 \
+		  || { $$SUDO apt-get update -qq >/dev/null 2>&1 && $$SUDO apt-get install -y -qq qqwing stockfish dataset-fashion-mnist chromium >/dev/null 2>&1; }; } \
 		&& echo "setup: qqwing, stockfish and dataset-fashion-mnist installed" \
-		|| echo "setup: apt-get could not install qqwing, stockfish and dataset-fashion-mnist; install them by hand (apt-get install qqwing stockfish dataset-fashion-mnist)"; \
+		|| echo "setup: apt-get could not install qqwing, stockfish and dataset-fashion-mnist; install them by hand (apt-get install qqwing stockfish dataset-fashion-mnist chromium)"; \
 	fi
 	@$(PY) -c "import torch, repro; print('setup: .venv ready, torch', torch.__version__, '| CUDA:', torch.cuda.is_available(), '| kernel \"Python (repro)\" registered')"
 
 reproduce:  ## run every notebook (or NB=...) with PROFILE, write results/ and figures/, build the report
 	$(PY) -m repro.reproduce --profile $(PROFILE) $(if $(NB),--nb $(NB))
 
-report:  ## rebuild report/index.html from the committed results/ and figures/ (no training)
+report:  ## rebuild report/index.html from the committed results/ and figures/ in seconds (no training)
 	$(PY) -m repro.reproduce --report-only
 
-test:  ## unit tests and a smoke run of every notebook (never touches results/ or figures/)
-	$(PY) -m pytest
+test:  ## unit tests and a smoke run of every notebook, on every core (never touches results/ or figures/)
+	$(PY) -m pytest -n auto
 
 bench:  ## run the speed/memory benchmarks (prints tables; never part of the tests)
 	@for script in benchmarks/*.py; do echo "== $$script"; $(PY) $$script || exit 1; done
@@ -49,5 +50,5 @@ bench:  ## run the speed/memory benchmarks (prints tables; never part of the tes
 mine-chess:  ## mine chess puzzles from Stockfish self-play into data/chess_mined/ (hours, resumable; needs stockfish)
 	$(PY) -m repro.data.chess_mining --target $(CHESS_TARGET) --workers $(CHESS_WORKERS)
 
-clean:  ## remove build/ and report/
-	rm -rf build report
+clean:  ## remove build/ (executed notebooks, smoke runs, scratch results); the committed report/ stays
+	rm -rf build

@@ -3,19 +3,24 @@
     python -m repro.reproduce [--profile auto|smoke|cpu|gpu|paper] [--nb 01_parity ...]
     python -m repro.reproduce --report-only
 
-Executed copies go to `build/`; results and figures to the folders the notebooks are given
-(committed `results/` and `figures/` by default). A failing notebook does not stop the others:
-its error is recorded in `build/status.json`, the report shows it, and the exit code is 1.
+A reference run (any profile but smoke) writes the committed `results/`, `figures/` and one rendered page per
+notebook under `report/`, then rebuilds `report/index.html`. A smoke run writes all of that under `build/smoke/`, and
+its report carries a banner, so it never replaces the reference report. Executed notebooks go to `build/`. Each
+notebook's cell output (the training loops' progress bars with steps/s and time left) streams to the terminal. A
+failing notebook does not stop the others: the terminal shows its cell and error, `build/status.json` records it,
+the report shows it, and the exit code is 1.
 """
 
 import argparse
 import ast
 import json
+import logging
 import sys
 import time
 from pathlib import Path
 
 import papermill
+from papermill.exceptions import PapermillExecutionError
 
 from repro import ROOT
 from repro.config import choice
@@ -23,6 +28,9 @@ from repro.profiles import PROFILES, resolve
 
 NOTEBOOKS = ROOT / "notebooks"
 REPORT_NOTEBOOK = "99_report"
+REPORT_DIR = ROOT / "report"
+SMOKE_BANNER = ("Smoke run: it checks the plumbing with a few training steps, and its verdicts mean nothing. "
+                "The reference report is report/index.html.")
 
 
 def study_notebooks() -> list[str]:
@@ -38,27 +46,52 @@ def check_parameters(stem: str, parameters: dict) -> None:
         raise ValueError(f"notebook {stem} has no parameter(s) {unknown}; its parameters are {sorted(declared)}")
 
 
-def execute(stem: str, output_dir: Path, parameters: dict) -> None:
-    """Run one notebook top to bottom with its working directory at notebooks/, as in JupyterLab."""
+def execute(stem: str, output_dir: Path, parameters: dict, stream: bool = False) -> Path:
+    """Run one notebook top to bottom with its working directory at notebooks/, as in JupyterLab.
+
+    With `stream`, every cell's output is logged to the terminal as it comes."""
     choice("notebook", stem, study_notebooks() + [REPORT_NOTEBOOK])
     check_parameters(stem, parameters)
     output_dir.mkdir(parents=True, exist_ok=True)
-    papermill.execute_notebook(str(NOTEBOOKS / f"{stem}.ipynb"), str(output_dir / f"{stem}.ipynb"),
-                               parameters=parameters, cwd=str(NOTEBOOKS), progress_bar=False,
-                               kernel_name="python3")
+    executed = output_dir / f"{stem}.ipynb"
+    papermill.execute_notebook(str(NOTEBOOKS / f"{stem}.ipynb"), str(executed), parameters=parameters,
+                               cwd=str(NOTEBOOKS), progress_bar=False, log_output=stream, kernel_name="python3")
+    return executed
 
 
-def run_study(stems: list[str], profile: str, output_dir: Path, parameters: dict) -> dict:
-    """Execute each notebook, recording per notebook its status, wall time and error."""
+def render(executed: Path, page: Path, code: bool = True) -> None:
+    """Write an executed notebook as one self-contained HTML page (figures inlined)."""
+    from nbconvert import HTMLExporter
+
+    exporter = HTMLExporter(exclude_input=not code, exclude_input_prompt=not code, exclude_output_prompt=not code)
+    body, _ = exporter.from_filename(str(executed))
+    page.parent.mkdir(parents=True, exist_ok=True)
+    page.write_text(body)
+
+
+def failure_text(stem: str, error: Exception, executed: Path) -> str:
+    """What the terminal and the report say about a notebook that failed."""
+    if isinstance(error, PapermillExecutionError):
+        last_lines = [line for line in "".join(error.traceback).splitlines() if line.strip()][-6:]
+        return (f"{stem} failed in cell {error.cell_index} (execution count {error.exec_count}): "
+                f"{error.ename}: {error.evalue}\n" + "\n".join(last_lines) + f"\nexecuted copy: {executed}")
+    return f"{stem} failed before or outside its cells: {type(error).__name__}: {error}"
+
+
+def run_study(stems: list[str], profile: str, output_dir: Path, parameters: dict, pages_dir: Path) -> dict:
+    """Execute each notebook and render its page into `pages_dir`, recording its status, wall time and error."""
     status = {}
     for stem in stems:
         started = time.time()
         print(f"[reproduce] {stem} (profile {profile}) ...", flush=True)
+        executed = output_dir / f"{stem}.ipynb"
         try:
-            execute(stem, output_dir, {"PROFILE": profile, **parameters})
+            execute(stem, output_dir, {"PROFILE": profile, **parameters}, stream=True)
+            render(executed, pages_dir / f"{stem}.html")
             status[stem] = {"ok": True, "error": None}
         except Exception as error:  # noqa: BLE001 - any failure is recorded and the next notebook runs
-            status[stem] = {"ok": False, "error": f"{type(error).__name__}: {error}"[-2000:]}
+            status[stem] = {"ok": False, "error": failure_text(stem, error, executed)[-3000:]}
+            print(f"[reproduce] FAILED: {status[stem]['error']}", file=sys.stderr, flush=True)
         status[stem].update(profile=profile, wall_seconds=round(time.time() - started, 1))
         print(f"[reproduce] {stem}: {'ok' if status[stem]['ok'] else 'FAILED'} "
               f"in {status[stem]['wall_seconds']} s", flush=True)
@@ -66,17 +99,9 @@ def run_study(stems: list[str], profile: str, output_dir: Path, parameters: dict
 
 
 def build_report(output_dir: Path, report_dir: Path, parameters: dict) -> None:
-    """Execute 99_report and render it (without code) as index.html, plus one page per executed notebook."""
-    from nbconvert import HTMLExporter
-
-    execute(REPORT_NOTEBOOK, output_dir, parameters)
-    report_dir.mkdir(parents=True, exist_ok=True)
-    for executed in sorted(output_dir.glob("[0-9][0-9]_*.ipynb")):
-        is_report = executed.stem == REPORT_NOTEBOOK
-        body, _ = HTMLExporter(exclude_input=is_report, exclude_input_prompt=is_report,
-                               exclude_output_prompt=is_report).from_filename(str(executed))
-        page = report_dir / ("index.html" if is_report else f"{executed.stem}.html")
-        page.write_text(body)
+    """Execute 99_report and render it, without its code, as `report_dir/index.html`."""
+    executed = execute(REPORT_NOTEBOOK, output_dir, parameters)
+    render(executed, report_dir / "index.html", code=False)
     print(f"[reproduce] report: {report_dir / 'index.html'}")
 
 
@@ -97,27 +122,37 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--param", action="append", type=parse_parameter, default=[],
                         help="KEY=VALUE passed to every study notebook (repeatable)")
     parser.add_argument("--build", type=Path, default=ROOT / "build")
-    parser.add_argument("--report-dir", type=Path, default=ROOT / "report")
+    parser.add_argument("--report-dir", type=Path, default=None,
+                        help="default: report/ for a reference run, <build>/smoke/report for a smoke run")
     parser.add_argument("--report-only", action="store_true", help="rebuild the report from results/ and figures/")
     args = parser.parse_args(argv)
+    logging.basicConfig(format="  %(message)s", level=logging.WARNING)
+    logging.getLogger("papermill").setLevel(logging.INFO)  # streams each cell's output as it comes
     status_file = args.build / "status.json"
-    ok, parameters = True, {}
+    ok, sources, report_parameters = True, {}, {}
+    report_dir = args.report_dir or REPORT_DIR
     if not args.report_only:
         profile = resolve(args.profile)
         stems = args.nb if args.nb else study_notebooks()
         for stem in stems:
             choice("notebook", stem, study_notebooks())
-        parameters = dict(args.param)
         if profile == "smoke":
-            # Smoke runs check plumbing; they never write over the committed reference results.
-            parameters = {"RESULTS_DIR": str(args.build / "smoke" / "results"),
-                          "FIGURES_DIR": str(args.build / "smoke" / "figures"), **parameters}
-        status = run_study(stems, profile, args.build, parameters)
+            # Smoke runs check plumbing; they never write over the committed reference results or report.
+            sources = {"RESULTS_DIR": str(args.build / "smoke" / "results"),
+                       "FIGURES_DIR": str(args.build / "smoke" / "figures")}
+            report_dir = args.report_dir or args.build / "smoke" / "report"
+            report_parameters["BANNER"] = SMOKE_BANNER
+        else:
+            # A reference run: the notebooks' own defaults point at a scratch folder, so say where the results go.
+            sources = {"RESULTS_DIR": "results", "FIGURES_DIR": "figures"}
+        parameters = {**sources, **dict(args.param)}
+        sources = {key: parameters[key] for key in sources}
+        status = run_study(stems, profile, args.build, parameters, report_dir)
         args.build.mkdir(parents=True, exist_ok=True)
         status_file.write_text(json.dumps(status, indent=2) + "\n")
         ok = all(entry["ok"] for entry in status.values())
-    report_sources = {k: v for k, v in parameters.items() if k in ("RESULTS_DIR", "FIGURES_DIR")}
-    build_report(args.build, args.report_dir, {"STATUS_FILE": str(status_file), **report_sources})
+        report_parameters["STATUS_FILE"] = str(status_file)
+    build_report(args.build, report_dir, {**report_parameters, **sources})
     return 0 if ok else 1
 
 

@@ -14,7 +14,7 @@ from typing import Callable, Protocol
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
+from tqdm import tqdm  # text bars: `make reproduce` streams them to the terminal (a widget it could not)
 
 from repro.config import StrictConfig
 from repro.seeding import derive, torch_seed

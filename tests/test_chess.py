@@ -1,4 +1,3 @@
-import os
 
 import chess
 import pytest
@@ -9,8 +8,6 @@ from repro.data.chess import (LICHESS_FILES, RATING_EDGES, bucket_labels, encode
                               quantile_edges, rating_buckets)
 from repro.data.files import data_file
 
-needs_data = pytest.mark.skipif(not os.environ.get("REPRO_DATA_DIR"),
-                                reason="REPRO_DATA_DIR is not set (CI points it at ../shared/data)")
 
 # Lichess puzzle 00008: Black plays f2g3 first, so White (the solver) moves e6e7.
 # Lichess puzzle 0000D: White plays d3d6 first, so Black (the solver) moves f8d8.
@@ -105,7 +102,7 @@ def test_rating_buckets_and_quantile_edges():
     assert all(abs(edge - expected) <= 1 for edge, expected in zip(edges, (1250, 1500, 1750), strict=True))
 
 
-@needs_data
+@pytest.mark.needs_data
 def test_real_lichess_puzzles_load_deduplicated_and_round_trip():
     puzzles = load_lichess()
     assert len(set(puzzles.ids)) == len(puzzles) == 7213  # 1,000 + 6,605 rows, 392 ids in both files
@@ -127,7 +124,7 @@ def test_real_lichess_puzzles_load_deduplicated_and_round_trip():
     assert LICHESS_FILES[0] == "lichess/lichess_puzzles.csv.xz"
 
 
-@needs_data
+@pytest.mark.needs_data
 def test_mate_in_one_positions_are_puzzles_without_an_opponent_move():
     puzzles = load_mate_in_one(limit=40)
     assert len(puzzles) == 40 and puzzles.ratings is None
@@ -145,7 +142,7 @@ def test_mate_in_one_positions_are_puzzles_without_an_opponent_move():
         rating_buckets(puzzles)
 
 
-@needs_data
+@pytest.mark.needs_data
 def test_data_file_resolves_a_relative_setting_from_the_repository_root(monkeypatch, tmp_path):
     absolute = data_file(LICHESS_FILES[0]).resolve()
     monkeypatch.chdir(tmp_path)

@@ -1,7 +1,6 @@
 import hashlib
 import json
 import lzma
-import os
 
 import chess
 import pytest
@@ -19,8 +18,6 @@ except FileNotFoundError:
     HAVE_STOCKFISH = False
 needs_stockfish = pytest.mark.skipif(not HAVE_STOCKFISH,
                                      reason="Stockfish is not installed (apt-get install stockfish)")
-needs_data = pytest.mark.skipif(not os.environ.get("REPRO_DATA_DIR"),
-                                reason="REPRO_DATA_DIR is not set (CI points it at ../shared/data)")
 
 RULE = MinerSettings()
 TINY = MinerSettings(games_per_shard=1, max_plies=40, min_play_nodes=30, max_play_nodes=300, analysis_nodes=2_000,
@@ -224,7 +221,7 @@ def test_calibration_measures_real_puzzles_as_mining_does(tmp_path):
 
 
 @needs_stockfish
-@needs_data
+@pytest.mark.needs_data
 def test_mining_writes_a_calibration_table_first(tmp_path):
     mine(0, workers=1, settings=MinerSettings(analysis_nodes=2_000, calibration_size=4), directory=tmp_path,
          progress=lambda line: None)

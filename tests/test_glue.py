@@ -1,4 +1,3 @@
-import os
 
 import numpy as np
 import pandas as pd
@@ -7,8 +6,6 @@ import torch
 
 from repro.data import glue
 
-needs_data = pytest.mark.skipif(not os.environ.get("REPRO_DATA_DIR"),
-                                reason="REPRO_DATA_DIR is not set (CI points it at ../shared/data)")
 
 # Rows and label counts of the shared GLUE files (shared/data/MANIFEST.md).
 SIZES = {("SST-2", "train"): 67349, ("SST-2", "dev"): 872, ("CoLA", "train"): 8551, ("CoLA", "dev"): 1043,
@@ -16,7 +13,7 @@ SIZES = {("SST-2", "train"): 67349, ("SST-2", "dev"): 872, ("CoLA", "train"): 85
          ("STS-B", "train"): 5749, ("STS-B", "dev"): 1500}
 
 
-@needs_data
+@pytest.mark.needs_data
 @pytest.mark.parametrize("name", list(glue.TASKS))
 def test_every_row_of_the_shared_files_loads(name):
     spec = glue.task(name)

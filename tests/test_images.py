@@ -36,6 +36,7 @@ def fashion_files(directory, train_images: np.ndarray, **corruption) -> None:
     write_idx(directory / "t10k-labels-idx1-ubyte.gz", labels)
 
 
+@pytest.mark.needs_data
 def test_cifar10_is_the_test_set_with_1000_images_per_class():
     data = cifar10()
     assert data.images.shape == (10_000, 3, 32, 32) and data.images.dtype == torch.uint8
@@ -125,6 +126,7 @@ def test_the_split_is_stratified_disjoint_covering_and_fixed_by_its_seed():
     assert not torch.equal(other["train"].images, parts["train"].images)
 
 
+@pytest.mark.needs_data
 def test_the_cifar10_resplit_has_8000_1000_1000_images():
     parts = stratified_split(cifar10(), CIFAR10_RESPLIT)
     assert {part: len(subset) for part, subset in parts.items()} == {"train": 8_000, "validation": 1_000,

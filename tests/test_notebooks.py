@@ -1,4 +1,5 @@
-"""Every notebook runs end to end in the smoke profile, writing only into a temporary folder."""
+"""Every notebook runs end to end in the smoke profile, writing only into a temporary folder; the runner and the
+report."""
 
 import hashlib
 import json
@@ -13,27 +14,23 @@ from repro.results import Run
 from repro.verdicts import redecide
 
 
+# The notebooks that read the shared datasets under REPRO_DATA_DIR; without it the others still run.
+NEEDS_SHARED_DATA = {"04_chess", "05_glue", "06_squad", "07_image_classification", "10_scaling"}
+
+
 def snapshot() -> dict:
     return {str(p.relative_to(ROOT)): hashlib.sha256(p.read_bytes()).hexdigest()
             for folder in ("results", "figures") for p in sorted((ROOT / folder).glob("*")) if p.is_file()}
 
 
-@pytest.fixture(scope="module")
-def smoke_run(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("smoke")
+@pytest.mark.parametrize("stem", [pytest.param(stem, marks=pytest.mark.needs_data) if stem in NEEDS_SHARED_DATA else stem
+                                  for stem in study_notebooks()])
+def test_smoke_run_writes_results_with_provenance_and_verdicts(stem, tmp_path):
     before = snapshot()
-    for stem in study_notebooks():
-        execute(stem, tmp / "build", {"PROFILE": "smoke", "RESULTS_DIR": str(tmp / "results"),
-                                      "FIGURES_DIR": str(tmp / "figures")})
-    build_report(tmp / "build", tmp / "report", {"RESULTS_DIR": str(tmp / "results"),
-                                                 "FIGURES_DIR": str(tmp / "figures")})
+    execute(stem, tmp_path / "build", {"PROFILE": "smoke", "RESULTS_DIR": str(tmp_path / "results"),
+                                      "FIGURES_DIR": str(tmp_path / "figures")})
     assert snapshot() == before, "a smoke run wrote over the committed results or figures"
-    return tmp
-
-
-@pytest.mark.parametrize("stem", study_notebooks())
-def test_notebook_writes_results_with_provenance_and_verdicts(smoke_run, stem):
-    document = json.loads((smoke_run / "results" / f"{stem}.json").read_text())
+    document = json.loads((tmp_path / "results" / f"{stem}.json").read_text())
     provenance = document["provenance"]
     for key in ("git_sha", "git_dirty", "profile", "device", "torch", "seeds", "started", "wall_seconds", "claims_hash"):
         assert key in provenance
@@ -42,13 +39,13 @@ def test_notebook_writes_results_with_provenance_and_verdicts(smoke_run, stem):
     for entry in document["claims"]:  # decided by repro.verdicts from per-seed values, never by the notebook
         assert entry["verdict"] == "not attempted" or any(part["values"] for part in entry["parts"]), entry["id"]
         assert redecide(entry)["verdict"] == entry["verdict"]
-    assert list((smoke_run / "figures").glob(f"{stem}_*.png"))
+    assert list((tmp_path / "figures").glob(f"{stem}_*.png"))
 
 
-def test_report_shows_the_claims_table(smoke_run):
-    page = (smoke_run / "report" / "index.html").read_text()
-    assert "Claims" in page and "Deviations log" in page and "not attempted" in page
-    assert (smoke_run / "report" / "01_parity.html").exists()
+def test_the_report_rebuilds_from_the_committed_results(tmp_path):
+    build_report(tmp_path / "build", tmp_path / "report", {})
+    page = (tmp_path / "report" / "index.html").read_text()
+    assert "Claims" in page and "Deviations log" in page and "Built from" in page and "Smoke run" not in page
 
 
 def test_unknown_notebook_parameter_names_the_valid_ones():
@@ -68,7 +65,17 @@ def test_a_failing_notebook_ends_the_run_non_zero_and_the_report_says_why(tmp_pa
     status = json.loads((tmp_path / "build" / "status.json").read_text())
     assert not status["01_parity"]["ok"] and "NO_SUCH_PARAMETER" in status["01_parity"]["error"]
     page = (tmp_path / "report" / "index.html").read_text()
-    assert "FAILED" in page and "NO_SUCH_PARAMETER" in page
+    assert "FAILED" in page and "NO_SUCH_PARAMETER" in page and "Smoke run" in page
+
+
+def test_a_notebook_that_fails_in_a_cell_is_reported_with_its_cell_and_error(tmp_path, capsys):
+    code = main(["--profile", "smoke", "--nb", "10_scaling", "--param", "PROFILE=bogus",
+                 "--build", str(tmp_path / "build"), "--report-dir", str(tmp_path / "report")])
+    assert code == 1
+    error = json.loads((tmp_path / "build" / "status.json").read_text())["10_scaling"]["error"]
+    assert "failed in cell" in error and "ValueError" in error and "bogus" in error
+    assert f"executed copy: {tmp_path / 'build' / '10_scaling.ipynb'}" in error
+    assert "failed in cell" in capsys.readouterr().err
 
 
 def test_smoke_runs_refuse_to_write_the_committed_results():

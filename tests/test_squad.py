@@ -1,4 +1,3 @@
-import os
 
 import pytest
 import torch
@@ -7,8 +6,6 @@ from repro.data import squad
 from repro.data.squad import (NO_ANSWER, Example, article_split, best_spans, encode, example, exact_match, f1,
                               load_dev, normalize_answer, split_by_article, squad_scores)
 
-needs_data = pytest.mark.skipif(not os.environ.get("REPRO_DATA_DIR"),
-                                reason="REPRO_DATA_DIR is not set (CI points it at ../shared/data)")
 
 HELD_OUT = ["1973_oil_crisis", "Amazon_rainforest", "Civil_disobedience", "Construction", "Doctor_Who",
             "Fresno,_California", "Intergovernmental_Panel_on_Climate_Change", "Nikola_Tesla", "Pharmacy", "Teacher"]
@@ -95,7 +92,7 @@ def test_article_split_is_fixed_disjoint_and_complete():
         article_split(titles, held_out=20)
 
 
-@needs_data
+@pytest.mark.needs_data
 def test_dev_split_covers_every_article_and_question_once():
     examples = load_dev()
     train, held_out = split_by_article(examples)
@@ -127,7 +124,7 @@ def test_windows_label_the_answer_and_overlap_by_the_stride(tokenizer):
         assert (windows.start_positions[windows.example_index == i] != NO_ANSWER).any()
 
 
-@needs_data
+@pytest.mark.needs_data
 def test_real_windows_label_the_tokens_that_hold_the_answer(tokenizer):
     examples = load_dev()[:40]
     windows = encode(examples, tokenizer, max_length=96, stride=32)

@@ -1,0 +1,77 @@
+"""The committed report reads on a fresh clone: every link and image resolves, and a browser renders it."""
+
+import base64
+import shutil
+import subprocess
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+from repro import ROOT
+from repro.reproduce import REPORT_DIR, study_notebooks
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+class References(HTMLParser):
+    """Every href and src of a page, and every id it defines."""
+
+    def __init__(self):
+        super().__init__()
+        self.links, self.images, self.ids = [], [], set()
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if "id" in attrs:
+            self.ids.add(attrs["id"])
+        if tag == "a" and attrs.get("href"):
+            self.links.append(attrs["href"])
+        if tag == "img" and attrs.get("src"):
+            self.images.append(attrs["src"])
+
+
+def references(page: Path) -> References:
+    parser = References()
+    parser.feed(page.read_text())
+    return parser
+
+
+def test_the_report_has_a_page_per_notebook():
+    assert (REPORT_DIR / "index.html").exists(), "report/index.html is missing: run `make report`"
+    missing = [stem for stem in study_notebooks() if not (REPORT_DIR / f"{stem}.html").exists()]
+    assert not missing, f"no rendered page for {missing}: run `make reproduce NB=...` for them"
+
+
+@pytest.mark.parametrize("page", ["index"] + study_notebooks())
+def test_every_local_link_and_image_of_a_report_page_resolves(page):
+    path = REPORT_DIR / f"{page}.html"
+    found = references(path)
+    for link in found.links:
+        if link.startswith(("http://", "https://", "mailto:")):
+            continue
+        target, _, anchor = link.partition("#")
+        target_path = path if not target else (path.parent / target)
+        assert target_path.exists(), f"{path.name}: dead link {link!r}"
+        if anchor:
+            assert anchor in references(target_path).ids, f"{path.name}: link {link!r} names no element"
+    for image in found.images:
+        if image.startswith("data:image/png;base64,"):
+            assert base64.b64decode(image.split(",", 1)[1])[:8] == PNG_SIGNATURE, f"{path.name}: a broken PNG"
+        else:
+            assert not image.startswith(("http://", "https://")), f"{path.name}: an image from the network"
+            assert (path.parent / image).exists(), f"{path.name}: missing image {image!r}"
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None,
+                    reason="no chromium here: `make setup` installs Debian's chromium where apt works")
+def test_headless_chromium_renders_the_report_and_saves_a_screenshot():
+    shot = ROOT / "build" / "report.png"
+    shot.parent.mkdir(exist_ok=True)
+    page = (REPORT_DIR / "index.html").resolve().as_uri()
+    browser = ["chromium", "--headless=new", "--no-sandbox", "--disable-gpu", "--hide-scrollbars"]
+    dom = subprocess.run(browser + ["--dump-dom", page], capture_output=True, text=True, timeout=120, check=True).stdout
+    assert "Claims" in dom and "Deviations log" in dom and "deciding quantities" in dom
+    subprocess.run(browser + ["--window-size=1400,2400", f"--screenshot={shot}", page], capture_output=True,
+                   timeout=120, check=True)
+    assert shot.read_bytes()[:8] == PNG_SIGNATURE
