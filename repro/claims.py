@@ -3,7 +3,7 @@
 Every result file and the report refer to a claim by its id here, so the paper's
 number is written down once, next to an honest account of where it came from. For
 all three papers only front matter, abstracts, blog-derived summaries and code
-could be read (see `papers/*.md`); no table of any paper body was accessible, so
+could be read (see `docs/papers/*.md`); no table of any paper body was accessible, so
 most `paper_value`s are qualitative or "not found", and a number that comes only
 from a secondary summary says so in `source`.
 
@@ -45,7 +45,7 @@ VERDICT_MEANINGS = {
 class Claim:
     """One claim of a paper, as reported, with the provenance of its number."""
 
-    id: str  # spine id, as in DESIGN.md's claims table
+    id: str  # spine id, as in docs/DESIGN.md's claims table
     paper: str  # a key of PAPERS
     section: str  # where the paper states it, and whether that place could be read
     statement: str  # the claim in one sentence, as reported

@@ -6,7 +6,7 @@
 A reference run (any profile but smoke) writes the committed `results/`, `figures/` and one rendered page per
 notebook under `report/`, then rebuilds `report/index.html`. A smoke run writes all of that under `build/smoke/`, and
 its report carries a banner, so it never replaces the reference report. Executed notebooks go to `build/`. Each
-notebook's cell output (the training loops' progress bars with steps/s and time left) streams to the terminal. A
+notebook's printed output (the training loops' progress bars with steps/s and time left) streams to the terminal. A
 failing notebook does not stop the others: the terminal shows its cell and error, `build/status.json` records it,
 the report shows it, and the exit code is 1.
 """
@@ -14,7 +14,6 @@ the report shows it, and the exit code is 1.
 import argparse
 import ast
 import json
-import logging
 import sys
 import time
 from pathlib import Path
@@ -49,13 +48,15 @@ def check_parameters(stem: str, parameters: dict) -> None:
 def execute(stem: str, output_dir: Path, parameters: dict, stream: bool = False) -> Path:
     """Run one notebook top to bottom with its working directory at notebooks/, as in JupyterLab.
 
-    With `stream`, every cell's output is logged to the terminal as it comes."""
+    With `stream`, what the cells print (the training loops' progress bars among it) goes to the terminal as it comes;
+    tables and figures stay in the executed notebook."""
     choice("notebook", stem, study_notebooks() + [REPORT_NOTEBOOK])
     check_parameters(stem, parameters)
     output_dir.mkdir(parents=True, exist_ok=True)
     executed = output_dir / f"{stem}.ipynb"
+    streams = {"stdout_file": sys.stdout, "stderr_file": sys.stderr} if stream else {}
     papermill.execute_notebook(str(NOTEBOOKS / f"{stem}.ipynb"), str(executed), parameters=parameters,
-                               cwd=str(NOTEBOOKS), progress_bar=False, log_output=stream, kernel_name="python3")
+                               cwd=str(NOTEBOOKS), progress_bar=False, kernel_name="python3", **streams)
     return executed
 
 
@@ -126,8 +127,6 @@ def main(argv: list[str] | None = None) -> int:
                         help="default: report/ for a reference run, <build>/smoke/report for a smoke run")
     parser.add_argument("--report-only", action="store_true", help="rebuild the report from results/ and figures/")
     args = parser.parse_args(argv)
-    logging.basicConfig(format="  %(message)s", level=logging.WARNING)
-    logging.getLogger("papermill").setLevel(logging.INFO)  # streams each cell's output as it comes
     status_file = args.build / "status.json"
     ok, sources, report_parameters = True, {}, {}
     report_dir = args.report_dir or REPORT_DIR
