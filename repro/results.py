@@ -22,12 +22,18 @@ from repro.deviations import DEVIATIONS
 from repro.verdicts import decide
 
 
+# The study's own outputs: a reference run rewrites them notebook after notebook, so their changes do not make the
+# code that produced the next notebook's results any less the committed code.
+OUTPUTS = ("results", "figures", "report")
+
+
 def git_state() -> tuple[str, bool]:
-    """(commit sha, dirty flag) of the checkout; ("unknown", True) outside git."""
+    """(commit sha, dirty flag) of the checkout, the flag ignoring the study's outputs; ("unknown", True) outside git."""
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True,
                              text=True, check=True).stdout.strip()
-        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "."]
+                                + [f":!{folder}" for folder in OUTPUTS], cwd=ROOT,
                                 capture_output=True, text=True, check=True).stdout
     except (OSError, subprocess.CalledProcessError):
         return "unknown", True

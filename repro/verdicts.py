@@ -86,6 +86,11 @@ def _check_keys(what: str, given: Mapping, declared: Sequence[str], claim_id: st
                          f"unknown {unknown}, missing {missing} (pass None for one that was not measured)")
 
 
+def _measured(value) -> float | None:
+    """A gate's one number; NaN (e.g. a mean over nothing) is stored as not measured, which the verdict reports."""
+    return None if value is None or not math.isfinite(float(value)) else float(value)
+
+
 def _replicates(values) -> list[float] | None:
     return None if values is None else [float(v) for v in np.asarray(values, dtype=float).ravel()]
 
@@ -120,7 +125,7 @@ def decide(claim_id: str, parts: Mapping[str, Sequence[float] | None] | None,
                         "unit": p.unit, "values": _replicates(parts[p.key]),
                         "comparisons": int(comparisons.get(p.key, 1))} for p in rule.parts],
              "gates": [{"key": g.key, "measured": g.measured, "op": g.op, "threshold": g.threshold,
-                        "value": None if gates[g.key] is None else float(gates[g.key])} for g in rule.gates]}
+                        "value": _measured(gates[g.key])} for g in rule.gates]}
     return _judge(entry)
 
 
@@ -129,8 +134,6 @@ def _judge(entry: dict) -> dict:
     reasons = []
     for gate in entry["gates"]:
         value = gate["value"]
-        if value is not None and not math.isfinite(value):
-            value = None
         gate["passed"] = None if value is None else gate_passes(gate["op"], value, gate["threshold"])
         if gate["passed"] is None:
             reasons.append(f"gate {gate['key']} was not measured")

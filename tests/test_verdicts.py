@@ -42,7 +42,7 @@ def test_fewer_seeds_than_the_rule_needs_is_inconclusive():
     assert decide("A4", {"separate_ffn_gain": GAINS[:5]}, A4_GATE_OK)["verdict"] == "inconclusive"
 
 
-@pytest.mark.parametrize("size_ratio", [1.53, None])
+@pytest.mark.parametrize("size_ratio", [1.53, None, float("nan")])
 def test_a_failed_or_unmeasured_gate_is_inconclusive_whatever_the_difference(size_ratio):
     entry = decide("A4", {"separate_ffn_gain": [1.0, 1.1, 0.9, 1.0, 1.05, 0.95]}, {"size_matched": size_ratio})
     assert entry["verdict"] == "inconclusive"
