@@ -346,6 +346,10 @@ def _looped_learns(what: str) -> Gate:
     return Gate("recall_learns", f"fewest seeds, over the recall + outer norm configurations, on which {what}", ">=", 2)
 
 
+PREFIX_SUMS_LEARN = _looped_learns("per-bit accuracy at the training length reaches 0.99")
+SUDOKU_LEARN = _looped_learns("in-distribution whole-board exact match reaches 0.5")
+
+
 PREREGISTRATIONS = (
     # -- AdaTape: parity (01) ------------------------------------------------------------------------------------
     *(Preregistration(
@@ -370,7 +374,7 @@ PREREGISTRATIONS = (
         parts=(_gain("extrapolation_deficit", "extrapolation (exact match on the longer lengths at T = 10M) of the "
                      "recall + outer norm configurations minus that of the no-recall configurations, means over "
                      "configurations, per seed", 0.10, "exact match"),),
-        gates=(_looped_learns("per-bit accuracy at the training length reaches 0.99"),),
+        gates=(PREFIX_SUMS_LEARN,),
     ),
     Preregistration(
         "L2.prefix_sums",
@@ -382,13 +386,13 @@ PREREGISTRATIONS = (
             _gain("best_extrapolation", "best extrapolation among the recall + outer norm configurations minus the "
                   "best among the others, per seed", 0.0, "exact match"),
         ),
-        gates=(_looped_learns("per-bit accuracy at the training length reaches 0.99"),),
+        gates=(PREFIX_SUMS_LEARN,),
     ),
     Preregistration(
         "L3.prefix_sums",
         parts=tuple(_gain(f"competitive_norm_{norm}", f"extrapolation of internal minus standard recall, outer norm "
                           f"{norm}, per seed", -0.05, "exact match") for norm in ("on", "off")),
-        gates=(_looped_learns("per-bit accuracy at the training length reaches 0.99"),),
+        gates=(PREFIX_SUMS_LEARN,),
     ),
     # -- Looped: sudoku (03) -------------------------------------------------------------------------------------
     Preregistration(
@@ -399,7 +403,7 @@ PREREGISTRATIONS = (
             _gain("competitive_norm_off", "held-out blank-cell accuracy of internal minus standard recall, outer "
                   "norm off, per seed", -0.05, "accuracy"),
         ),
-        gates=(_looped_learns("in-distribution whole-board exact match reaches 0.5"),),
+        gates=(SUDOKU_LEARN,),
     ),
     # -- Looped: stability tracks accuracy (02, 03, 04) ----------------------------------------------------------
     *(Preregistration(
@@ -410,9 +414,9 @@ PREREGISTRATIONS = (
         gates=gates,
     ) for claim_id, accuracy, gates in (
         ("L4.prefix_sums", "extrapolation",
-         (_looped_learns("per-bit accuracy at the training length reaches 0.99"),)),
+         (PREFIX_SUMS_LEARN,)),
         ("L4.sudoku", "held-out blank-cell accuracy",
-         (_looped_learns("in-distribution whole-board exact match reaches 0.5"),)),
+         (SUDOKU_LEARN,)),
         ("L4.chess", "held-out accuracy",
          (Gate("above_chance", "held-out accuracy of the best looped configuration minus the exact score of a "
                "random legal move, lowest over seeds", ">=", 0.02),)),
