@@ -7,26 +7,29 @@ VERDICT_COLOURS = {"reproduced": "#1a9850", "partially": "#f39c12", "not reprodu
 
 
 def forest(entries: list[dict]):
-    """One row per deciding quantity: its mean and 95% interval over seeds against the claim's margin (dashed),
-    the side where the claim holds shaded, coloured by the claim's verdict. Each row has its own unit and scale."""
+    """One row per deciding quantity: its mean and 95% interval over seeds (and each seed's value as a tick) against
+    the claim's margin (dashed), the side where the claim holds shaded, coloured by the claim's verdict. Each row has
+    its own unit and scale."""
     rows = [(entry, part) for entry in entries for part in entry["parts"]]
     if not rows:
         raise ValueError("no deciding quantity to plot: every entry is without parts")
     fig, axes = plt.subplots(len(rows), 1, figsize=(8.5, 0.36 * len(rows) + 0.8), squeeze=False)
     for ax, (entry, part) in zip(axes[:, 0], rows):
         colour, margin = VERDICT_COLOURS[entry["verdict"]], part["margin"]
+        values = part["values"] or []
         if part["interval"] is None:
-            low = high = margin
-            ax.text(0.5, 0.5, "no interval: " + ("no per-seed values" if part["values"] is None else
-                                                 f"{len(part['values'])} {entry['replicate']}(s)"),
-                    transform=ax.transAxes, ha="center", va="center", fontsize=7, color=colour)
-            ax.set_xticks([])
+            reason = "no per-seed values" if part["values"] is None else f"{len(values)} {entry['replicate']}(s)"
+            ax.text(0.5, 0.75, f"no interval: {reason}", transform=ax.transAxes, ha="center", va="center",
+                    fontsize=7, color=colour)
         else:
-            low, high = part["interval"]
-            ax.hlines(0, low, high, color=colour, lw=3)
+            ax.hlines(0, *part["interval"], color=colour, lw=3)
             ax.plot(part["mean"], 0, "o", color=colour, ms=5)
-        pad = max(high - low, abs(margin) * 0.5, 1e-3) * 0.6
-        left, right = min(low, margin) - pad, max(high, margin) + pad
+        ax.plot(values, [-0.5] * len(values), "|", color=colour, ms=6)  # the replicates themselves
+        if not values:
+            ax.set_xticks([])
+        shown = [margin, *values, *(part["interval"] or [])]
+        pad = max(max(shown) - min(shown), abs(margin) * 0.5, 1e-3) * 0.3
+        left, right = min(shown) - pad, max(shown) + pad
         ax.set_xlim(left, right)
         ax.axvspan(margin, right if part["direction"] == "at least" else left, color=VERDICT_COLOURS["reproduced"],
                    alpha=0.08)
