@@ -106,6 +106,16 @@ def build_report(output_dir: Path, report_dir: Path, parameters: dict) -> None:
     print(f"[reproduce] report: {report_dir / 'index.html'}")
 
 
+def destinations(profile: str, build: Path, report_dir: Path | None) -> tuple[dict, Path, dict]:
+    """Where a run of `profile` writes: the notebooks' result and figure folders, the report folder, and the report's
+    parameters. The notebooks' own defaults point at a scratch folder, so a reference run names the committed ones;
+    a smoke run checks plumbing and never writes over the reference results or report."""
+    if profile == "smoke":
+        sources = {"RESULTS_DIR": str(build / "smoke" / "results"), "FIGURES_DIR": str(build / "smoke" / "figures")}
+        return sources, report_dir or build / "smoke" / "report", {"BANNER": SMOKE_BANNER}
+    return {"RESULTS_DIR": "results", "FIGURES_DIR": "figures"}, report_dir or REPORT_DIR, {}
+
+
 def parse_parameter(text: str) -> tuple[str, object]:
     if "=" not in text:
         raise argparse.ArgumentTypeError(f"--param takes KEY=VALUE, got {text!r}")
@@ -135,15 +145,7 @@ def main(argv: list[str] | None = None) -> int:
         stems = args.nb if args.nb else study_notebooks()
         for stem in stems:
             choice("notebook", stem, study_notebooks())
-        if profile == "smoke":
-            # Smoke runs check plumbing; they never write over the committed reference results or report.
-            sources = {"RESULTS_DIR": str(args.build / "smoke" / "results"),
-                       "FIGURES_DIR": str(args.build / "smoke" / "figures")}
-            report_dir = args.report_dir or args.build / "smoke" / "report"
-            report_parameters["BANNER"] = SMOKE_BANNER
-        else:
-            # A reference run: the notebooks' own defaults point at a scratch folder, so say where the results go.
-            sources = {"RESULTS_DIR": "results", "FIGURES_DIR": "figures"}
+        sources, report_dir, report_parameters = destinations(profile, args.build, args.report_dir)
         parameters = {**sources, **dict(args.param)}
         sources = {key: parameters[key] for key in sources}
         status = run_study(stems, profile, args.build, parameters, report_dir)

@@ -3,13 +3,16 @@ report."""
 
 import hashlib
 import json
+from pathlib import Path
 
+import papermill
 import pytest
 import torch
 
 from repro import ROOT
 from repro.claims import VERDICTS
-from repro.reproduce import build_report, check_parameters, execute, main, study_notebooks
+from repro.reproduce import (NOTEBOOKS, REPORT_DIR, REPORT_NOTEBOOK, SMOKE_BANNER, build_report, check_parameters,
+                             destinations, execute, main, study_notebooks)
 from repro.results import Run
 from repro.verdicts import redecide
 
@@ -81,3 +84,23 @@ def test_a_notebook_that_fails_in_a_cell_is_reported_with_its_cell_and_error(tmp
 def test_smoke_runs_refuse_to_write_the_committed_results():
     with pytest.raises(ValueError, match="smoke run must not write"):
         Run("01_parity", "smoke", torch.device("cpu"), {}, results_dir="results", figures_dir="figures")
+
+
+def test_a_reference_run_writes_the_committed_folders_and_a_smoke_run_never_does(tmp_path):
+    sources, report_dir, report_parameters = destinations("cpu", tmp_path, None)
+    assert sources == {"RESULTS_DIR": "results", "FIGURES_DIR": "figures"} and report_dir == REPORT_DIR
+    assert report_parameters == {}
+    sources, report_dir, report_parameters = destinations("smoke", tmp_path, None)
+    assert all(Path(folder).is_relative_to(tmp_path / "smoke") for folder in sources.values())
+    assert report_dir == tmp_path / "smoke" / "report" and report_parameters == {"BANNER": SMOKE_BANNER}
+
+
+@pytest.mark.parametrize("stem", study_notebooks() + [REPORT_NOTEBOOK])
+def test_a_notebook_opens_with_the_project_kernel_and_by_hand_writes_only_to_scratch(stem):
+    path = NOTEBOOKS / f"{stem}.ipynb"
+    assert json.loads(path.read_text())["metadata"]["kernelspec"]["name"] == "repro"
+    if stem == REPORT_NOTEBOOK:
+        return
+    defaults = {name: value["default"] for name, value in papermill.inspect_notebook(str(path)).items()}
+    for folder in ("RESULTS_DIR", "FIGURES_DIR"):
+        assert defaults[folder].strip("'\"").startswith("build/scratch/"), (stem, folder, defaults[folder])
