@@ -25,13 +25,13 @@ setup:  ## create .venv with torch 2.14.1 and the project (editable), register t
 	@if ! command -v apt-get >/dev/null 2>&1; then \
 		echo "setup: no apt-get here; install qqwing, stockfish and Fashion-MNIST yourself (e.g. brew install qqwing stockfish; Fashion-MNIST's four idx files into a folder named by FASHION_MNIST_DIR)"; \
 	elif [ "$$(id -u)" != 0 ] && ! sudo -n true 2>/dev/null; then \
-		echo "setup: not root; run 'sudo apt-get install qqwing stockfish dataset-fashion-mnist chromium' for the sudoku and chess generators and Fashion-MNIST"; \
+		echo "setup: not root; run 'sudo apt-get install qqwing stockfish dataset-fashion-mnist chromium' for the sudoku and chess generators, Fashion-MNIST and the browser test"; \
 	else \
 		SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo -n); \
 		{ $$SUDO apt-get install -y -qq qqwing stockfish dataset-fashion-mnist chromium >/dev/null 2>&1 \
 		  || { $$SUDO apt-get update -qq >/dev/null 2>&1 && $$SUDO apt-get install -y -qq qqwing stockfish dataset-fashion-mnist chromium >/dev/null 2>&1; }; } \
-		&& echo "setup: qqwing, stockfish and dataset-fashion-mnist installed" \
-		|| echo "setup: apt-get could not install qqwing, stockfish and dataset-fashion-mnist; install them by hand (apt-get install qqwing stockfish dataset-fashion-mnist chromium)"; \
+		&& echo "setup: qqwing, stockfish, dataset-fashion-mnist and chromium installed" \
+		|| echo "setup: apt-get could not install qqwing, stockfish, dataset-fashion-mnist and chromium; install them by hand (apt-get install qqwing stockfish dataset-fashion-mnist chromium)"; \
 	fi
 	@$(PY) -c "import torch, repro; print('setup: .venv ready, torch', torch.__version__, '| CUDA:', torch.cuda.is_available(), '| kernel \"Python (repro)\" registered')"
 
