@@ -141,6 +141,7 @@ def test_a_split_asking_too_much_or_nothing_is_rejected():
         stratified_split(numbered(200), {"train": 0})
 
 
+@pytest.mark.needs_data
 def test_normalisation_is_fitted_on_the_training_part_only():
     parts = stratified_split(cifar10(), {"train": 100, "test": 100})
     fitted = Preprocessing.fit(parts["train"])
@@ -167,7 +168,9 @@ def test_grey_images_are_repeated_to_three_channels_and_resized():
 
 def test_bad_preprocessing_is_rejected():
     with pytest.raises(ValueError, match="only a one-channel set"):
-        Preprocessing.fit(cifar10().subset(slice(0, 10)), channels=1)
+        colour = numbered(10)
+        Preprocessing.fit(ImageSet(colour.images.expand(-1, 3, -1, -1).contiguous(), colour.labels, colour.classes,
+                                   "colour"), channels=1)
     with pytest.raises(ValueError, match="std must be positive"):
         Preprocessing(mean=(0.5,), std=(0.0,))
     with pytest.raises(ValueError, match="one value per channel"):
