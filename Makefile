@@ -7,7 +7,7 @@ NB          ?=
 CHESS_TARGET ?= 100000
 CHESS_WORKERS ?= 2
 
-.PHONY: help setup reproduce report test bench mine-chess clean
+.PHONY: help setup reproduce report test bench notebooks scripts mine-chess clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -46,6 +46,12 @@ test:  ## unit tests and a smoke run of every notebook, on every core (never tou
 
 bench:  ## run the speed/memory benchmarks (prints tables; never part of the tests)
 	@for script in benchmarks/*.py; do echo "== $$script"; $(PY) $$script || exit 1; done
+
+notebooks:  ## write notebooks/*.ipynb from their edited percent scripts notebooks/*.py (jupytext)
+	$(VENV)/bin/jupytext --quiet --update --to ipynb notebooks/[0-9][0-9]_*.py
+
+scripts:  ## write the percent scripts notebooks/*.py from notebooks edited outside JupyterLab (jupytext)
+	$(VENV)/bin/jupytext --quiet --to py:percent notebooks/[0-9][0-9]_*.ipynb
 
 mine-chess:  ## mine chess puzzles from Stockfish self-play into data/chess_mined/ (hours, resumable; needs stockfish)
 	$(PY) -m repro.data.chess_mining --target $(CHESS_TARGET) --workers $(CHESS_WORKERS)

@@ -1,6 +1,8 @@
 """Figure idioms shared by the notebooks and the report, in one style."""
 
 import matplotlib.pyplot as plt
+import pandas as pd
+import seaborn as sns
 
 VERDICT_COLOURS = {"reproduced": "#1a9850", "partially": "#f39c12", "not reproduced": "#d73027",
                    "inconclusive": "#7f7f7f", "not attempted": "#c7c7c7"}
@@ -45,3 +47,81 @@ def forest(entries: list[dict]):
     fig.legend(handles=handles, loc="upper center", ncol=len(handles), fontsize=7, frameon=False)
     fig.tight_layout(rect=(0, 0, 1, 1 - 0.5 / fig.get_figheight()), h_pad=0.15)
     return fig
+
+
+# One style for every figure of the study: seaborn's white grid at notebook scale, the colour-blind palette.
+sns.set_theme(style="whitegrid", context="notebook", palette="colorblind", font_scale=0.85)
+
+
+def panels(count: int, width: float = 4.2, height: float = 3.6, sharey: bool = True):
+    """`count` side-by-side axes (always a flat array, even for one)."""
+    fig, axes = plt.subplots(1, count, figsize=(width * count, height), sharey=sharey, squeeze=False)
+    return fig, axes[0]
+
+
+def finish(fig, axes, legend_axis: int = -1):
+    """One legend, outside the last panel, and a tight layout."""
+    for index, ax in enumerate(axes):
+        legend = ax.get_legend()
+        if legend is not None and index != legend_axis % len(axes):
+            legend.remove()
+    if axes[legend_axis].get_legend() is not None:
+        axes[legend_axis].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1))
+    fig.tight_layout()
+    return fig
+
+
+def over_seeds(data: pd.DataFrame, x: str, y: str, hue: str, xlabel: str, ylabel: str, ax, hue_order=None,
+               xscale: str = "linear", marker: str | None = None):
+    """Mean and ± one standard deviation over seeds of `y` against `x`, one line per `hue`: the idiom of learning
+    curves and of accuracy against test-time iterations."""
+    sns.lineplot(data=data, x=x, y=y, hue=hue, hue_order=hue_order, errorbar="sd", marker=marker, ax=ax)
+    ax.set(xlabel=xlabel, ylabel=f"{ylabel} (mean ± sd over seeds)", xscale=xscale)
+    return ax
+
+
+def learning_curves(curves: pd.DataFrame, y: str, ylabel: str, hue: str = "model", hue_order=None,
+                    panel: str | None = None, title: str = "held-out learning curves"):
+    """`y` against the training step, mean ± sd over seeds, one panel per value of `panel`."""
+    keys = list(dict.fromkeys(curves[panel])) if panel else [None]
+    fig, axes = panels(len(keys), width=5.5 if len(keys) == 1 else 4.2)
+    for ax, key in zip(axes, keys):
+        data = curves if key is None else curves[curves[panel] == key]
+        over_seeds(data, "step", y, hue, "training step", ylabel, ax, hue_order=hue_order)
+        ax.set_title(title if key is None else f"{title}: {key}")
+    return finish(fig, axes)
+
+
+def against_iterations(frame: pd.DataFrame, y: str, ylabel: str, trained_at: int, panel: str, panel_label: str,
+                       hue: str = "model", hue_order=None):
+    """`y` against the test-time iteration count (log scale), one panel per value of `panel` (test length,
+    difficulty), the training iteration count dashed: where a curve falls past it, the model overthinks."""
+    keys = list(dict.fromkeys(frame[panel]))
+    fig, axes = panels(len(keys))
+    for ax, key in zip(axes, keys):
+        over_seeds(frame[frame[panel] == key], "iterations", y, hue, "test-time iterations", ylabel, ax,
+                   hue_order=hue_order, xscale="log")
+        ax.axvline(trained_at, color="grey", lw=0.8, ls="--")
+        ax.set_title(f"{panel_label} {key}")
+    return finish(fig, axes)
+
+
+def against_compute(summary: pd.DataFrame, cost: str, quality: str, xlabel: str, ylabel: str, label: str, ax=None):
+    """Quality against cost, one point per row of `summary` (columns `<cost> mean`, `<cost> std`, `<quality> mean`,
+    `<quality> std`, and `label`), with ± one standard deviation over seeds on both axes."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5.5, 4))
+    for _, row in summary.iterrows():
+        ax.errorbar(row[f"{cost} mean"], row[f"{quality} mean"], xerr=row[f"{cost} std"], yerr=row[f"{quality} std"],
+                    fmt="o", capsize=3, label=row[label])
+    ax.set(xlabel=xlabel, ylabel=f"{ylabel} (mean ± sd over seeds)")
+    ax.legend(fontsize=7)
+    return ax
+
+
+def selection_heatmap(share, ax, title: str, label: str = "share of selections"):
+    """A (rows, columns) map of how often each input region was selected, as a share."""
+    sns.heatmap(share, cmap="magma", square=True, ax=ax, cbar_kws={"label": label}, xticklabels=False,
+                yticklabels=False)
+    ax.set(title=title, xlabel="patch column", ylabel="patch row")
+    return ax

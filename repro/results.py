@@ -6,6 +6,7 @@ reads only these files and `figures/`.
 """
 
 import hashlib
+import inspect
 import json
 import platform
 import subprocess
@@ -92,18 +93,19 @@ class Run:
 
     def add_claim(self, claim_id: str, parts: dict | None = None, gates: dict | None = None, evidence: str = "",
                   deviations: tuple[str, ...] = (), comparisons: dict | None = None,
-                  not_attempted: str | None = None) -> dict:
+                  not_attempted: str | None = None, pipeline: tuple = ()) -> dict:
         """Decide one claim with `repro.verdicts.decide` and record the entry; returns it for display.
 
         `parts` maps each pre-registered part to its per-replicate values, `gates` each gate to its measured value
-        (see `repro/claims.py`); `evidence` is the prose a reader needs beside the numbers."""
+        (see `repro/claims.py`); `evidence` is the prose a reader needs beside the numbers; `pipeline` the library
+        functions that measured them, which the report links to."""
         spine = claim(claim_id)
         unknown = [d for d in deviations if d not in DEVIATIONS]
         if unknown:
             raise ValueError(f"unknown deviation id(s) {unknown}; known: {sorted(DEVIATIONS)}")
         entry = decide(claim_id, parts, gates, comparisons, not_attempted)
         entry.update(paper=spine.paper, statement=spine.statement, paper_value=spine.paper_value,
-                     evidence=evidence, deviations=list(deviations))
+                     evidence=evidence, deviations=list(deviations), pipeline=[where(f) for f in pipeline])
         self.claims.append(entry)
         return entry
 
@@ -126,6 +128,16 @@ class Run:
         document = {"provenance": self.provenance, "claims": self.claims, "tables": self.tables}
         path.write_text(json.dumps(document, indent=2) + "\n")
         return path
+
+
+def where(function) -> dict:
+    """The qualified name of a `repro` function and its source file and line, relative to the repository."""
+    module = inspect.getmodule(function)
+    if module is None or not module.__name__.startswith("repro."):
+        raise ValueError(f"a claim's pipeline names functions of the repro package, got {function!r}")
+    source = Path(inspect.getsourcefile(function)).resolve().relative_to(ROOT)
+    return {"function": f"{module.__name__}.{function.__qualname__}", "source": source.as_posix(),
+            "line": inspect.getsourcelines(function)[1]}
 
 
 def claims_hash(entries: list[dict]) -> str:

@@ -44,6 +44,13 @@ def test_smoke_run_writes_results_with_provenance_and_verdicts(stem, tmp_path):
         assert entry["verdict"] == "not attempted" or measured, entry["id"]
         assert redecide(entry)["verdict"] == entry["verdict"]
     assert list((tmp_path / "figures").glob(f"{stem}_*.png"))
+    # The result schema of the committed reference run: the same claims and tables, each claim naming the library
+    # functions that measured it (the report links them).
+    committed = json.loads((ROOT / "results" / f"{stem}.json").read_text())
+    assert [c["id"] for c in document["claims"]] == [c["id"] for c in committed["claims"]]
+    assert set(document["tables"]) == set(committed["tables"])
+    for entry in document["claims"]:
+        assert entry["pipeline"] and all((ROOT / f["source"]).is_file() for f in entry["pipeline"]), entry["id"]
 
 
 def test_the_report_rebuilds_from_the_committed_results(tmp_path):
