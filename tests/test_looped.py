@@ -3,9 +3,9 @@ import torch
 
 from repro.data.prefix_sums import VOCAB, generate
 from repro.data.sudoku import CELL_BOX, CELL_COLUMN, CELL_ROW
+from repro.losses import progressive_loss, token_loss
 from repro.models.looped import CONFIGURATIONS, RECALLS, LoopedConfig, LoopedTransformer, configuration_name
 from repro.seeding import rng, torch_seed
-from repro.train import progressive_loss, token_loss
 
 
 def looped(**overrides) -> LoopedTransformer:

@@ -2,8 +2,8 @@ import pytest
 import torch
 
 from repro.data.prefix_sums import START, PrefixSumStream, evaluation_set, generate
+from repro.losses import IGNORE
 from repro.seeding import rng
-from repro.train import IGNORE
 
 
 def test_targets_are_the_running_parity_computed_directly():

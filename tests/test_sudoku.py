@@ -8,8 +8,8 @@ import torch
 from repro.data.sudoku import (CELL_BOX, CELL_COLUMN, CELL_ROW, DIFFICULTIES, SudokuSet, SudokuStream, augment,
                                board_string, check_solutions, encode, generate, is_solved, load_or_generate,
                                parse_board, parse_qqwing_csv, reveal_givens, solve, with_givens)
+from repro.losses import IGNORE
 from repro.seeding import rng
-from repro.train import IGNORE
 
 needs_qqwing = pytest.mark.skipif(shutil.which("qqwing") is None,
                                   reason="qqwing is not installed (`apt-get install qqwing`, or `make setup`)")

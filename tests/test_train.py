@@ -5,9 +5,10 @@ import torch
 from torch import nn
 
 from repro.data.parity import ParityStream
+from repro.losses import classification_loss
 from repro.models.transformer import TransformerClassifier, TransformerConfig
 from repro.seeding import torch_seed
-from repro.train import NonFiniteLossError, TrainConfig, classification_loss, learning_rate_factor, train
+from repro.train import NonFiniteLossError, TrainConfig, learning_rate_factor, train
 
 CONFIG = TrainConfig(steps=12, lr=3e-3, warmup_steps=3, eval_every=4, checkpoint_every=4, progress=False, seed=5)
 

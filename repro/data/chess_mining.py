@@ -53,12 +53,12 @@ the settings, the Stockfish and python-chess versions, and each shard's sha256 a
 Mining resumes: a shard whose checksum matches is kept, a missing, partial or corrupt one is mined
 again, and every file is written through a temporary name. A shard whose engine dies mid-run is
 mined again from its start (`SHARD_RETRIES`), to the same rows. `calibration.csv.xz` holds the same
-difficulty measure on a seeded sample of the real Lichess puzzles.
+difficulty measure on a seeded sample of the real Lichess puzzles. `repro.data.chess_corpus`
+reads the corpus back, verified (`load_mined`, `load_calibration`).
 """
 
 import argparse
 import csv
-import hashlib
 import io
 import itertools
 import json
@@ -70,24 +70,20 @@ import shutil
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import chess
 import chess.engine
 import torch
 
-from repro import ROOT
 from repro.config import StrictConfig
-from repro.data.chess import ChessPuzzles, encode_puzzles, is_correct, legal_move, load_lichess, mover_move, parse_fen
+from repro.data.chess import ChessPuzzles, is_correct, load_lichess, mover_move
+from repro.data.chess_corpus import (CALIBRATION_COLUMNS, CALIBRATION_FILE, CORPUS_DIR, MANIFEST, PUZZLE_COLUMNS,
+                                     _read_manifest, _sha256)
 from repro.data.files import write_atomically
 from repro.seeding import derive, rng
 
-CORPUS_DIR = ROOT / "data" / "chess_mined"
-MANIFEST = "settings.json"
-CALIBRATION_FILE = "calibration.csv.xz"
-PUZZLE_COLUMNS = ("PuzzleId", "FEN", "Move", "Depth", "Mate", "WinMargin", "Game", "Ply")
-CALIBRATION_COLUMNS = ("PuzzleId", "Rating", "Depth", "Mate", "Move", "Solution", "Solved", "Puzzle", "WinMargin")
 STOCKFISH_PATHS = ("/usr/games/stockfish",)
 """Where Debian and Ubuntu's `stockfish` package puts the engine, off the usual PATH."""
 STOCKFISH_INSTALL_HINT = (
@@ -96,7 +92,6 @@ STOCKFISH_INSTALL_HINT = (
     "`make reproduce` runs without Stockfish")
 SHARD_RETRIES = 1
 """Times a shard whose mining raised (an engine that died) is mined again before the run stops."""
-MISSING_CORPUS_HINT = "mine it with `make mine-chess` (hours on 2 cores; needs Stockfish)"
 
 
 @dataclass(frozen=True)
@@ -340,10 +335,6 @@ def _csv_xz(columns: Sequence[str], rows: Sequence[dict[str, str]]) -> bytes:
     return lzma.compress(text.getvalue().encode())
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def mine_shard(settings: MinerSettings, shard: int, directory: Path) -> tuple[int, ShardRecord, int]:
     """Mine the games of `shard` into its file under `directory`; return the shard, its record and
     the number of positions analysed."""
@@ -370,18 +361,6 @@ def _versions(settings: MinerSettings) -> dict[str, str]:
         return {"stockfish": engine.id.get("name", "unknown"), "python_chess": chess.__version__}
     finally:
         engine.quit()
-
-
-def _read_manifest(directory: Path) -> dict:
-    path = directory / MANIFEST
-    if not path.is_file():
-        raise FileNotFoundError(f"no mined chess corpus: expected {path} (the corpus lives in "
-                                f"data/chess_mined/ at the repository root); {MISSING_CORPUS_HINT}")
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as error:
-        raise ValueError(f"mined chess corpus: {path} is not valid JSON ({error}); restore it from git or "
-                         f"delete the folder and {MISSING_CORPUS_HINT}") from None
 
 
 def _start_manifest(directory: Path, settings: MinerSettings) -> dict:
@@ -531,105 +510,6 @@ def calibration_rows(puzzles: ChessPuzzles, settings: MinerSettings, workers: in
              "Solution": solution, "Solved": str(int(ok)), "Puzzle": str(int(result.puzzle)),
              "WinMargin": f"{result.margin:.1f}"}
             for puzzle, rating, result, solution, ok in zip(puzzles.ids, ratings, results, puzzles.solutions, solved)]
-
-
-# --- loading -------------------------------------------------------------------------------------
-
-def _read_verified(directory: Path, record: dict, columns: Sequence[str]) -> list[dict[str, str]]:
-    """The rows of a corpus file after checking its checksum, header and row count."""
-    path = directory / record["file"]
-    if not path.is_file():
-        raise FileNotFoundError(f"mined chess corpus: {path} is listed in {MANIFEST} but missing; "
-                                f"{MISSING_CORPUS_HINT} (it mines only what is missing)")
-    if _sha256(path) != record["sha256"]:
-        raise ValueError(f"mined chess corpus: {path} does not match its sha256 in {MANIFEST} (corrupt or "
-                         f"changed); `make mine-chess` mines it again")
-    reader = csv.DictReader(io.StringIO(lzma.decompress(path.read_bytes()).decode()))
-    if tuple(reader.fieldnames or ()) != tuple(columns):
-        raise ValueError(f"mined chess corpus: {path} has columns {reader.fieldnames}, expected {list(columns)}")
-    rows = list(reader)
-    if len(rows) != record["rows"]:
-        raise ValueError(f"mined chess corpus: {path} holds {len(rows)} rows, {MANIFEST} records {record['rows']}")
-    return rows
-
-
-def _count(value: str, record: str, column: str, blank_allowed: bool = False) -> int | None:
-    """A positive integer cell (or None for an allowed blank), else an error naming the record."""
-    if blank_allowed and value == "":
-        return None
-    if not value.isdigit() or int(value) < 1:
-        valid = "a positive integer or blank" if blank_allowed else "a positive integer"
-        raise ValueError(f"chess puzzle {record}: {column} {value!r} is not {valid}")
-    return int(value)
-
-
-def parse_mined_rows(rows: Sequence[dict[str, str]], sources: Sequence[str]) -> ChessPuzzles:
-    """Encode mined puzzle rows (`PUZZLE_COLUMNS`), checking each: a legal position, a legal move, a
-    positive depth and a blank or positive mate distance. `sources` name the rows in errors
-    (e.g. 'shard_00003.csv.xz line 12')."""
-    ids, boards, moves, depths, mates = [], [], [], [], []
-    for row, source in zip(rows, sources, strict=True):
-        record = f"{row.get('PuzzleId')} ({source})"
-        board = parse_fen(row["FEN"], record)
-        moves.append(legal_move(board, row["Move"], record, "solution move"))
-        depths.append(_count(row["Depth"], record, "Depth"))
-        mates.append(_count(row["Mate"], record, "Mate", blank_allowed=True) or 0)
-        ids.append(row["PuzzleId"])
-        boards.append(board)
-    return replace(encode_puzzles(ids, boards, moves, None), depths=torch.tensor(depths, dtype=torch.long),
-                   mates=torch.tensor(mates, dtype=torch.long))
-
-
-def load_mined(directory: Path = CORPUS_DIR) -> ChessPuzzles:
-    """Every mined puzzle, verified (checksums, legal positions and moves), with `depths` and `mates`.
-
-    A position mined in two shards is kept once, from the first shard: shards are mined apart, so
-    mining drops only the repeats within a shard."""
-    manifest = _read_manifest(directory)
-    if not manifest["shards"]:
-        raise ValueError(f"mined chess corpus {directory} lists no shards; {MISSING_CORPUS_HINT}")
-    rows, sources, seen = [], [], set()
-    for _, record in sorted(manifest["shards"].items()):
-        for line, row in enumerate(_read_verified(directory, record, PUZZLE_COLUMNS), start=2):
-            # The first four FEN fields are the EPD (pieces, side to move, castling, en passant),
-            # the key mining dedupes by.
-            position = " ".join(row["FEN"].split()[:4])
-            if position not in seen:
-                seen.add(position)
-                rows.append(row)
-                sources.append(f"{record['file']} line {line}")
-    return parse_mined_rows(rows, sources)
-
-
-@dataclass(frozen=True)
-class Calibration:
-    """The difficulty measure on real Lichess puzzles (see `calibration_rows`), one entry per puzzle."""
-
-    ids: list[str]
-    ratings: torch.Tensor
-    """(N,) int64 Lichess rating."""
-    depths: torch.Tensor
-    """(N,) int64 depth from which Stockfish found and kept its move."""
-    mates: torch.Tensor
-    """(N,) int64 mate distance of Stockfish's move, 0 where it does not mate by force."""
-    solved: torch.Tensor
-    """(N,) bool: Stockfish's move solves the puzzle (the classical reference's solve rate)."""
-    puzzles: torch.Tensor
-    """(N,) bool: the position passes the miner's puzzle test."""
-
-
-def load_calibration(directory: Path = CORPUS_DIR) -> Calibration:
-    """The calibration table of the mined corpus, checksum-verified."""
-    manifest = _read_manifest(directory)
-    if manifest.get("calibration") is None:
-        raise FileNotFoundError(f"mined chess corpus {directory} has no {CALIBRATION_FILE}; {MISSING_CORPUS_HINT}")
-    rows = _read_verified(directory, manifest["calibration"], CALIBRATION_COLUMNS)
-
-    def column(name: str, dtype: torch.dtype) -> torch.Tensor:
-        return torch.tensor([int(row[name] or 0) for row in rows], dtype=dtype)
-
-    return Calibration([row["PuzzleId"] for row in rows], column("Rating", torch.long), column("Depth", torch.long),
-                       column("Mate", torch.long), column("Solved", torch.bool), column("Puzzle", torch.bool))
 
 
 # --- command line --------------------------------------------------------------------------------

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 
 import torch
 
+from repro.losses import IGNORE
 from repro.seeding import rng
-from repro.train import IGNORE
 
 START = 2
 VOCAB = 3

@@ -39,8 +39,8 @@ import torch
 
 from repro.config import choice
 from repro.data.files import write_atomically
+from repro.losses import IGNORE
 from repro.seeding import rng
-from repro.train import IGNORE
 
 DIFFICULTIES = ("simple", "easy", "intermediate", "expert")
 """qqwing's difficulty classes, easiest first; `SudokuSet.difficulty` holds indices into this."""
@@ -412,7 +412,7 @@ class SudokuBatch:
     """(N, 81) bool: the cells to fill (for a blanks-only loss and per-cell accuracy)."""
 
     def blank_targets(self) -> torch.Tensor:
-        """`targets` with `repro.train.IGNORE` on the givens: a token loss over these is a loss on
+        """`targets` with `repro.losses.IGNORE` on the givens: a token loss over these is a loss on
         the blank cells only (copying a given teaches nothing)."""
         return self.targets.masked_fill(~self.blank, IGNORE)
 
