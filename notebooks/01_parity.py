@@ -40,213 +40,118 @@ RESULTS_DIR = "build/scratch/results"  # relative to the repository root; `make 
 FIGURES_DIR = "build/scratch/figures"  # and figures/, so a run by hand never overwrites them
 CHECKPOINT_DIR = ""       # set to a folder to checkpoint every run and resume after a kill
 
+# %% [markdown]
+# **Settings.** One frozen `ParitySettings` per profile (`repro/experiments/parity.py`): training steps, batch, learning
+# rate, the shared sizes, the held-out set size, the evaluation interval, the UT's step cap, AdaTape's (T, τ) per
+# generator and the probe run's steps. `study.describe()` shows the ones this run uses.
+
 # %%
-from pathlib import Path
-
-import matplotlib.pyplot as plt
 import pandas as pd
-import seaborn as sns
-import torch
-from IPython.display import Markdown, display
 
-from repro.data.parity import GENERATORS, ParityStream, evaluation_set
-from repro.models.adatape import AdaTapeParity, AdaTapeParityConfig
-from repro.models.transformer import TransformerClassifier, TransformerConfig
-from repro.models.universal import UniversalConfig, UniversalTransformer
-from repro.nn import count_parameters
-from repro.profiles import device_for, resolve, settings
-from repro.results import Run, mean_std
-from repro.seeding import derive, torch_seed
-from repro.train import TrainConfig, classification_loss, train
-from repro.verdicts import summary
+from repro.experiments import parity
+from repro.experiments.parity import ADATAPE_INPUT, EVAL_SEED, MODELS, TRANSFORMER, UNIVERSAL, ParitySettings
+from repro.study import Study
 
-profile = resolve(PROFILE)
-device = device_for(profile)
+TAPE = {"adatape": (10, 2.0), "act": (20, 4.0)}  # generator -> (T, τ)
 # DEVIATION: [adatape-parity-scale] no parity configuration was released; sizes and budgets are ours.
-S = settings({
-    "smoke": dict(seeds=[0], steps=12, batch=32, lr=1e-3, width=16, heads=2, layers=2, eval_size=128,
-                  eval_every=6, ut_max_steps=3, tape={"adatape": (10, 2.0), "act": (20, 4.0)}, probe_steps=24),
-    "cpu":   dict(seeds=[0, 1, 2], steps=1000, batch=64, lr=3e-3, width=32, heads=4, layers=4, eval_size=2000,
-                  eval_every=100, ut_max_steps=8, tape={"adatape": (10, 2.0), "act": (20, 4.0)}, probe_steps=5000),
-    "gpu":   dict(seeds=[0, 1, 2], steps=20000, batch=256, lr=1e-3, width=128, heads=4, layers=4, eval_size=6400,
-                  eval_every=1000, ut_max_steps=8, tape={"adatape": (10, 2.0), "act": (20, 4.0)}, probe_steps=100000),
-    "paper": dict(seeds=[0, 1, 2], steps=100000, batch=512, lr=1e-3, width=256, heads=4, layers=6, eval_size=6400,
-                  eval_every=5000, ut_max_steps=12, tape={"adatape": (10, 2.0), "act": (20, 4.0)}, probe_steps=500000),
-}, profile)
-EVAL_SEED = 0
-run = Run("01_parity", profile, device, seeds={"model_and_data": S["seeds"], "evaluation": EVAL_SEED},
-          results_dir=RESULTS_DIR, figures_dir=FIGURES_DIR)
-print(f"profile {profile} on {run.provenance['device']}; settings: {S}")
+SETTINGS = ParitySettings.per_profile(
+    smoke=dict(seeds=[0], steps=12, batch=32, lr=1e-3, width=16, heads=2, layers=2, eval_size=128, eval_every=6,
+               ut_max_steps=3, tape=TAPE, probe_steps=24),
+    cpu=dict(seeds=[0, 1, 2], steps=1000, batch=64, lr=3e-3, width=32, heads=4, layers=4, eval_size=2000,
+             eval_every=100, ut_max_steps=8, tape=TAPE, probe_steps=5000),
+    gpu=dict(seeds=[0, 1, 2], steps=20000, batch=256, lr=1e-3, width=128, heads=4, layers=4, eval_size=6400,
+             eval_every=1000, ut_max_steps=8, tape=TAPE, probe_steps=100000),
+    paper=dict(seeds=[0, 1, 2], steps=100000, batch=512, lr=1e-3, width=256, heads=4, layers=6, eval_size=6400,
+               eval_every=5000, ut_max_steps=12, tape=TAPE, probe_steps=500000),
+)
+study = Study("01_parity", PROFILE, SETTINGS, RESULTS_DIR, FIGURES_DIR, CHECKPOINT_DIR, seeds={"evaluation": EVAL_SEED})
+S = study.settings
+study.describe()
 
 # %% [markdown]
 # ## Models
 #
 # Same width, heads and depth everywhere. The Universal Transformer ties one block's weights across up to
-# `ut_max_steps` steps, so it has fewer parameters by construction. The counts are in the table below.
-# For AdaTape, T is the maximum tape length and τ the halting budget; there are k = T/τ = 5 candidates per step, as in the release.
+# `ut_max_steps` steps, so it has fewer parameters by construction. For AdaTape, T is the maximum tape length and τ the
+# halting budget; there are k = T/τ = 5 candidates per step, as in the release. The table gives each model's parameter
+# count per generator (the vector length changes the embedding sizes).
 
 # %%
-MODELS = ("Transformer", "Universal Transformer (ACT)", "AdaTape (input bank)", "AdaTape (learnable bank)")
-
-
-def build(model: str, kind: str) -> torch.nn.Module:
-    length, width = GENERATORS[kind], S["width"]
-    common = dict(width=width, heads=S["heads"], mlp_hidden=4 * width)
-    if model == "Transformer":
-        # DEVIATION: [parity-baseline-tokens] one token per element for the baselines.
-        return TransformerClassifier(TransformerConfig(vocab=3, max_len=length, classes=2, layers=S["layers"], **common))
-    if model == "Universal Transformer (ACT)":
-        return UniversalTransformer(UniversalConfig(vocab=3, max_len=length, classes=2, max_steps=S["ut_max_steps"],
-                                                    **common))
-    max_tape, budget = S["tape"][kind]
-    bank = {"AdaTape (input bank)": "input", "AdaTape (learnable bank)": "learnable"}[model]
-    return AdaTapeParity(AdaTapeParityConfig(length=length, bank=bank, bank_size=length, encoder=dict(
-        layers=S["layers"], max_tape=max_tape, budget=budget, **common)))
-
-
-parameters = pd.DataFrame([{"generator": kind, "model": model, "parameters": count_parameters(build(model, kind))}
-                           for kind in GENERATORS for model in MODELS])
-parameters.pivot(index="model", columns="generator", values="parameters").loc[list(MODELS)]
-
+counts = parity.parameters(S)
+counts.pivot(index="model", columns="generator", values="parameters").loc[list(MODELS)]
 
 # %% [markdown]
 # ## Training
 #
-# Every (generator, model, seed) run gets the same recipe: AdamW, linear warm-up over 10% of the steps, cosine
-# decay, clipping at 1.0. The model seed and the data stream are both derived from the run's seed. Evaluation
-# uses the fixed held-out set, with AdaTape's deterministic reading (no query noise, no bank dropout).
+# Every (generator, model, seed) run gets the same recipe (`parity.fit`): AdamW, linear warm-up over 10% of the steps,
+# cosine decay, clipping at 1.0. The model seed and the data stream are both derived from the run's seed. Evaluation
+# uses the fixed held-out set, with AdaTape's deterministic reading (no query noise, no bank dropout). After training,
+# every adaptive model is run once more on the held-out set to record the compute it spent on each example.
 
 # %%
-def evaluate(model, inputs, labels) -> dict:
-    logits, aux = model(inputs)
-    row = {"accuracy": (logits.argmax(dim=1) == labels).float().mean().item(),
-           "token_layers": aux["token_layers"].float().mean().item()}
-    if "tape_length" in aux:
-        row["tape_length"] = aux["tape_length"].float().mean().item()
-    if "ponder_steps" in aux:
-        row["ponder_steps"] = aux["ponder_steps"].float().mean().item()
-    return row
-
-
-def fit(model_name: str, kind: str, seed: int, steps: int, inputs, labels):
-    with torch_seed(derive("parity-model", model_name, kind, seed)):
-        model = build(model_name, kind)
-    config = TrainConfig(steps=steps, lr=S["lr"], warmup_steps=steps // 10, eval_every=S["eval_every"], seed=seed,
-                         checkpoint_every=S["eval_every"])
-    checkpoint = (Path(CHECKPOINT_DIR) / f"01_parity-{kind}-{model_name}-{seed}-{steps}.pt".replace(" ", "_")
-                  if CHECKPOINT_DIR else None)
-    # DEVIATION: [adatape-softmax-ce] one softmax cross-entropy for all four models.
-    return model, train(model, classification_loss, ParityStream(kind, GENERATORS[kind], S["batch"], seed), config,
-                        evaluate=lambda m: evaluate(m, inputs, labels), checkpoint=checkpoint, device=device,
-                        description=f"{kind} {model_name} seed {seed}")
-
-
-evaluation = {kind: tuple(t.to(device) for t in evaluation_set(kind, length, S["eval_size"], EVAL_SEED))
-              for kind, length in GENERATORS.items()}
-curves, finals, per_example = [], [], []
-for kind in GENERATORS:
-    inputs, labels = evaluation[kind]
-    for model_name in MODELS:
-        for seed in S["seeds"]:
-            model, result = fit(model_name, kind, seed, S["steps"], inputs, labels)
-            curves += [{"generator": kind, "model": model_name, "seed": seed, **row} for row in result.history]
-            with torch.no_grad():
-                logits, aux = model(inputs)
-            finals.append({"generator": kind, "model": model_name, "seed": seed, **result.history[-1],
-                           "wall_seconds": result.wall_seconds})
-            compute = aux.get("tape_length", aux.get("ponder_steps"))
-            if compute is not None:
-                per_example.append(pd.DataFrame({
-                    "generator": kind, "model": model_name, "seed": seed,
-                    "plus_ones": (inputs == 2).sum(dim=1).cpu().numpy(),
-                    "compute": compute.float().cpu().numpy(),
-                    "correct": (logits.argmax(dim=1) == labels).cpu().numpy()}))
-            if model_name == "AdaTape (input bank)":
-                # What the tape reads: the share of +1 entries among the bank entries merged into tape tokens.
-                finals[-1]["tape_plus_one_share"] = ((aux["selected"] * (inputs == 2)).sum()
-                                                     / aux["selected"].sum()).item()
-curves, finals = pd.DataFrame(curves), pd.DataFrame(finals)
-per_example = pd.concat(per_example, ignore_index=True)
-
+evaluation = parity.evaluation_sets(S, study.device)
+curves, finals, per_example = parity.train_zoo(S, evaluation, study.device, study.checkpoint)
 
 # %% [markdown]
 # ## The parity table
 #
-# Accuracy is the mean ± std over seeds on the held-out set after the last step. Compute is the mean number of token positions × block
-# applications per example, counting only the tape slots AdaTape actually read. `tape_plus_one_share` is the share of +1
-# entries among the bank entries AdaTape merged into its tape; the share among all entries is 1/3 for the `adatape` generator. Well above
-# that share, the reader is looking at the entries that decide the label.
+# Look at the accuracy column first: chance is 0.5, and A1 needs AdaTape near 1 with both baselines near chance.
+# Accuracy is the mean ± std over seeds on the held-out set after the last step. Compute (`token_layers`) is the mean
+# number of token positions × block applications per example, counting only the tape slots AdaTape actually read.
+# `tape_plus_one_share` is the share of +1 entries among the bank entries AdaTape merged into its tape; the share among
+# all entries is 1/3 for the `adatape` generator.
 
 # %%
-def summarise(group: pd.DataFrame) -> pd.Series:
-    accuracy = mean_std(group["accuracy"])
-    row = {"accuracy": f"{accuracy['mean']:.3f} ± {accuracy['std']:.3f}", "accuracy_mean": accuracy["mean"],
-           "accuracy_std": accuracy["std"], "seeds": accuracy["n"]}
-    # Means over seeds; NaN where a model has no such quantity (tape, ponder steps).
-    for column in ("token_layers", "tape_length", "ponder_steps", "tape_plus_one_share", "wall_seconds"):
-        row[column] = group[column].mean()
-    return pd.Series(row)
-
-
-table = (finals.groupby(["generator", "model"], sort=False).apply(summarise, include_groups=False)
-         .join(parameters.set_index(["generator", "model"])))
-run.add_table("parity", table)
+table = study.table("parity", parity.parity_table(finals, counts))
 table.drop(columns=["accuracy_mean", "accuracy_std"])
 
+# %% [markdown]
+# A `tape_plus_one_share` well above the share among all entries says the reader is looking at the entries that decide
+# the label; near it, the tape reads the input without preference.
+#
+# The learning curves below show whether a model's held-out accuracy was still moving when training stopped (mean ± sd
+# over seeds; chance dashed).
+
 # %%
-fig, axes = plt.subplots(1, len(GENERATORS), figsize=(12, 4), sharey=True)
-for ax, kind in zip(axes, GENERATORS):
-    sns.lineplot(data=curves[curves.generator == kind], x="step", y="accuracy", hue="model", hue_order=MODELS,
-                 errorbar="sd", ax=ax)
-    ax.axhline(0.5, color="grey", lw=0.8, ls="--")
-    ax.set_title(f"{kind} generator (length {GENERATORS[kind]})")
-    ax.set_ylabel("held-out accuracy (mean ± sd over seeds)")
-    ax.set_ylim(0.4, 1.02)
-fig.tight_layout()
-run.save_figure(fig, "learning_curves")
+study.figure(parity.learning_curves(curves), "learning_curves")
 
 # %% [markdown]
+# A curve that leaves the dashed line only late, or still climbs at the last step, says the budget and not the model may
+# set the final accuracy.
+#
 # ## Does AdaTape spend more tokens on harder inputs?
 #
-# The x-axis is the number of +1 entries; the y-axis is the tape length AdaTape read (and, for comparison, the UT's mean ponder steps).
-# Points are means over the evaluation examples with that count, pooled over seeds.
+# The x-axis is the number of +1 entries; the y-axis is the tape length AdaTape read (and, for comparison, the UT's mean
+# ponder steps), mean ± sd over the evaluation examples with that count, pooled over seeds. The table gives Spearman's
+# rank correlation of the two per model.
 
 # %%
-fig, axes = plt.subplots(1, len(GENERATORS), figsize=(12, 4))
-for ax, kind in zip(axes, GENERATORS):
-    data = per_example[per_example.generator == kind]
-    sns.lineplot(data=data, x="plus_ones", y="compute", hue="model", errorbar="sd", ax=ax)
-    ax.set_xlabel("number of +1 entries")
-    ax.set_ylabel("tape tokens read (AdaTape) / ponder steps (UT)")
-    ax.set_title(f"{kind} generator")
-fig.tight_layout()
-run.save_figure(fig, "tape_length_vs_ones")
-correlation = (per_example.groupby(["generator", "model"])[["plus_ones", "compute"]]
-               .apply(lambda g: g["plus_ones"].rank().corr(g["compute"].rank())).rename("spearman(+1 count, compute)"))
-correlation.to_frame()
+study.figure(parity.compute_against_plus_ones(per_example), "tape_length_vs_ones")
+parity.compute_correlation(per_example).to_frame()
 
 # %% [markdown]
-# ## Scale probe: AdaTape (input bank) trained 5x longer
+# A flat line (a correlation near zero) means the model spends the same on every input whatever its count of +1
+# entries: its compute is adaptive in name only on this task.
 #
-# The question is whether AdaTape is still learning when the main budget runs out. One run per profile answers it: the release's generator,
-# seed 0 (fixed in advance, not picked), `probe_steps` steps, everything else unchanged. It is a single seed, so it shows a trend and
-# carries no error bar.
+# ## Scale probe: AdaTape (input bank) trained longer
+#
+# The question is whether AdaTape is still learning when the main budget runs out. One run per profile answers it: the
+# release's generator, seed 0 (fixed in advance, not picked), `probe_steps` steps, everything else unchanged. It is a
+# single seed, so it shows a trend and carries no error bar.
 
 # %%
-inputs, labels = evaluation["adatape"]
-_, probe = fit("AdaTape (input bank)", "adatape", 0, S["probe_steps"], inputs, labels)
+_, probe = parity.fit(S, ADATAPE_INPUT, "adatape", 0, S.probe_steps, evaluation["adatape"], study.device,
+                      study.checkpoint("adatape", ADATAPE_INPUT, 0, S.probe_steps))
 probe_curve = pd.DataFrame(probe.history)
-run.add_table("scale_probe", probe_curve.set_index("step"))
-fig, ax = plt.subplots(figsize=(6, 3.5))
-ax.plot(probe_curve["step"], probe_curve["accuracy"], marker="o")
-ax.axhline(0.5, color="grey", lw=0.8, ls="--")
-ax.set(xlabel="step", ylabel="held-out accuracy", ylim=(0.4, 1.02),
-       title=f"AdaTape (input bank), adatape generator, {S['probe_steps']} steps, seed 0")
-run.save_figure(fig, "scale_probe")
-print(f"probe: final accuracy {probe_curve['accuracy'].iloc[-1]:.3f} after {S['probe_steps']} steps "
+study.table("scale_probe", probe_curve.set_index("step"))
+study.figure(parity.probe_figure(probe_curve, S.probe_steps), "scale_probe")
+print(f"probe: final accuracy {probe_curve['accuracy'].iloc[-1]:.3f} after {S.probe_steps} steps "
       f"({probe.wall_seconds / 60:.1f} min)")
 
 # %% [markdown]
+# If the probe's curve rises past the main runs' final accuracy, the main budget stopped AdaTape before it converged;
+# if it stays flat, more steps of this recipe would not change the verdict.
+#
 # ## Verdicts for A1 and A1.len64
 #
 # `A1` uses the release's generator, `A1.len64` the ACT generator. The decision rule is pre-registered in `repro/claims.py`:
@@ -262,41 +167,22 @@ print(f"probe: final accuracy {probe_curve['accuracy'].iloc[-1]:.3f} after {S['p
 # is described in the evidence and does not enter the decision.
 
 # %%
-SOLVED = 0.95  # "first reach 0.95 held-out" in the pre-registered gate baselines_budget
-DEVIATIONS = ("adatape-softmax-ce", "adatape-masked-mean", "adatape-per-example-scores", "adatape-parity-scale", "parity-baseline-tokens")
-
-
-def per_seed(kind: str, model: str) -> pd.Series:
-    """Final held-out accuracy of one model, in seed order."""
-    rows = finals[(finals.generator == kind) & (finals.model == model)].set_index("seed")
-    return rows.loc[S["seeds"], "accuracy"]
-
-
-def first_solved(kind: str) -> pd.Series:
-    """Per seed, the first evaluation step at which AdaTape (input bank) reaches SOLVED; NaN where it never does."""
-    curve = curves[(curves.generator == kind) & (curves.model == "AdaTape (input bank)")]
-    return curve[curve.accuracy >= SOLVED].groupby("seed").step.min().reindex(S["seeds"])
-
-
+DEVIATIONS = ("adatape-softmax-ce", "adatape-masked-mean", "adatape-per-example-scores", "adatape-parity-scale",
+              "parity-baseline-tokens")
+PIPELINE = (parity.train_zoo, parity.fit, parity.evaluate, parity.parity_table, parity.per_seed, parity.first_solved,
+            parity.baselines_budget)
 for claim_id, kind in (("A1", "adatape"), ("A1.len64", "act")):
-    solved_at = first_solved(kind)
-    # Every baseline trained S["steps"] steps; a seed that never solves makes the budget ratio 0.
-    budget = 0.0 if solved_at.isna().any() else S["steps"] / solved_at.max()
+    solved_at = parity.first_solved(curves, kind, S.seeds)
+    ponders = table.loc[(kind, UNIVERSAL), "ponder_steps"]
     evidence = "; ".join(f"{m}: {table.loc[(kind, m), 'accuracy']}" for m in MODELS)
-    evidence += ("; AdaTape (input bank) first reaches 0.95 at step "
-                 + ", ".join("never" if pd.isna(s) else str(int(s)) for s in solved_at) + " (per seed)"
-                 f"; Universal Transformer ponder steps {table.loc[(kind, 'Universal Transformer (ACT)'), 'ponder_steps']:.2f}")
+    evidence += (f"; {ADATAPE_INPUT} first reaches {parity.SOLVED} at step {parity.solved_text(solved_at)} (per seed)"
+                 f"; Universal Transformer ponder steps {ponders:.2f}")
     if kind == "adatape":
-        evidence += (f"; scale probe (AdaTape input bank, seed 0, {S['probe_steps']} steps, descriptive): "
+        evidence += (f"; scale probe (AdaTape input bank, seed 0, {S.probe_steps} steps, descriptive): "
                      f"{probe_curve['accuracy'].iloc[-1]:.3f}")
-    entry = run.add_claim(
-        claim_id,
-        parts={"adatape_solves": per_seed(kind, "AdaTape (input bank)"),
-               "transformer_fails": per_seed(kind, "Transformer"),
-               "universal_fails": per_seed(kind, "Universal Transformer (ACT)")},
-        gates={"baselines_budget": budget,
-               "universal_ponders": table.loc[(kind, "Universal Transformer (ACT)"), "ponder_steps"]},
-        evidence=f"{kind} generator, profile {profile}, {len(S['seeds'])} seeds, {S['steps']} steps: {evidence}",
-        deviations=DEVIATIONS)
-    display(Markdown(summary(entry)))
-run.write()
+    study.claim(claim_id, parts={part: parity.per_seed(finals, kind, model, S.seeds) for part, model in (
+                    ("adatape_solves", ADATAPE_INPUT), ("transformer_fails", TRANSFORMER), ("universal_fails", UNIVERSAL))},
+                gates={"baselines_budget": parity.baselines_budget(solved_at, S.steps), "universal_ponders": ponders},
+                evidence=f"{kind} generator, profile {study.profile}, {len(S.seeds)} seeds, {S.steps} steps: {evidence}",
+                deviations=DEVIATIONS, pipeline=PIPELINE)
+study.write()

@@ -37,200 +37,133 @@ FIGURES_DIR = "build/scratch/figures"  # and figures/, so a run by hand never ov
 CHECKPOINT_DIR = ""       # set to a folder to checkpoint every run and resume after a kill
 
 # %%
-from pathlib import Path
+from dataclasses import dataclass
 
-import matplotlib.pyplot as plt
-import pandas as pd
-import seaborn as sns
-import torch
-from IPython.display import Markdown, display
+from IPython.display import display
 
+from repro import plots
 from repro.data.prefix_sums import VOCAB, PrefixSumStream, evaluation_set
-from repro.fixed_point import stability
-from repro.models.looped import CONFIGURATIONS, LoopedConfig, LoopedTransformer, configuration_name
-from repro.nn import count_parameters
-from repro.profiles import device_for, resolve, settings
-from repro.results import Run, mean_std_text, spearman
-from repro.seeding import derive, rng, torch_seed
-from repro.train import IGNORE, TrainConfig, progressive_loss, train
-from repro.verdicts import summary
+from repro.experiments import looped
+from repro.experiments.looped import LOOPED, NO_RECALL, RECALL_NORM_ON, LoopedSettings, Zoo
+from repro.models.looped import configuration_name
+from repro.profiles import resolve
+from repro.results import mean_std_text
+from repro.seeding import rng
+from repro.study import Study, bounded
 
-profile = resolve(PROFILE)
-device = device_for(profile)
+
+@dataclass(frozen=True)
+class PrefixSumSettings(LoopedSettings):
+    untied_seeds: tuple[int, ...] = bounded(0)   # the untied reference, the costliest run, may train fewer seeds
+    train_length: int
+    test_lengths: tuple[int, ...]
+    eval_size: int
+
+
 # DEVIATION: [looped-recipe] sizes, optimiser and budgets are ours; the paper's recipe is not reachable.
-S = settings({
-    "smoke": dict(seeds=[0], untied_seeds=[0], steps=4, batch=8, lr=3e-3, width=8, heads=2, iterations=3, alpha=1.0,
-                  train_length=8, test_lengths=[8, 12], eval_size=16, stability_size=8, jacobian_size=4,
-                  power_iterations=6),
-    "cpu":   dict(seeds=[0, 1, 2], untied_seeds=[0], steps=700, batch=32, lr=3e-3, width=32, heads=4, iterations=32,
-                  alpha=1.0, train_length=32, test_lengths=[32, 48, 64, 128], eval_size=128, stability_size=64, jacobian_size=32,
-                  power_iterations=60),
-    "gpu":   dict(seeds=[0, 1, 2], untied_seeds=[0, 1, 2], steps=1200, batch=256, lr=1e-3, width=64, heads=4, iterations=32, alpha=1.0,
-                  train_length=32, test_lengths=[32, 48, 64, 128, 256, 512], eval_size=1000, stability_size=512,
-                  jacobian_size=128, power_iterations=100),
-    "paper": dict(seeds=[0, 1, 2, 3, 4], untied_seeds=[0, 1, 2, 3, 4], steps=20000, batch=100, lr=1e-3, width=400, heads=8, iterations=30, alpha=1.0,
-                  train_length=32, test_lengths=[32, 48, 64, 128, 256, 512], eval_size=10000, stability_size=1000,
-                  jacobian_size=256, power_iterations=100),
-}, profile)
-M = S["iterations"]
+SETTINGS = PrefixSumSettings.per_profile(
+    smoke=dict(seeds=[0], untied_seeds=[0], steps=4, batch=8, lr=3e-3, width=8, heads=2, iterations=3, alpha=1.0,
+               train_length=8, test_lengths=[8, 12], eval_size=16, stability_size=8, jacobian_size=4,
+               power_iterations=6),
+    cpu=dict(seeds=[0, 1, 2], untied_seeds=[0], steps=700, batch=32, lr=3e-3, width=32, heads=4, iterations=32,
+             alpha=1.0, train_length=32, test_lengths=[32, 48, 64, 128], eval_size=128, stability_size=64,
+             jacobian_size=32, power_iterations=60),
+    gpu=dict(seeds=[0, 1, 2], untied_seeds=[0, 1, 2], steps=1200, batch=256, lr=1e-3, width=64, heads=4, iterations=32,
+             alpha=1.0, train_length=32, test_lengths=[32, 48, 64, 128, 256, 512], eval_size=1000, stability_size=512,
+             jacobian_size=128, power_iterations=100),
+    paper=dict(seeds=[0, 1, 2, 3, 4], untied_seeds=[0, 1, 2, 3, 4], steps=20000, batch=100, lr=1e-3, width=400, heads=8,
+               iterations=30, alpha=1.0, train_length=32, test_lengths=[32, 48, 64, 128, 256, 512], eval_size=10000,
+               stability_size=1000, jacobian_size=256, power_iterations=100),
+)
+EVAL_SEED, STABILITY_SEED = 0, 1
+study = Study("02_prefix_sums", PROFILE, SETTINGS, RESULTS_DIR, FIGURES_DIR, CHECKPOINT_DIR,
+              seeds={"untied_reference": list(SETTINGS[resolve(PROFILE)].untied_seeds), "evaluation": EVAL_SEED,
+                     "stability": STABILITY_SEED})
+S = study.settings
+M = S.iterations
 TEST_ITERATIONS = 10 * M          # test-time iterations: up to 10x the training count
 HORIZONS = [M, 2 * M, 5 * M, 10 * M]
-TOL = 1e-3                        # a state is "reached" when its relative residual is under this
-EVAL_SEED, STABILITY_SEED = 0, 1
-run = Run("02_prefix_sums", profile, device,
-          seeds={"model_and_data": S["seeds"], "untied_reference": S["untied_seeds"], "evaluation": EVAL_SEED,
-                 "stability": STABILITY_SEED},
-          results_dir=RESULTS_DIR, figures_dir=FIGURES_DIR)
-print(f"profile {profile} on {run.provenance['device']}; settings: {S}")
+study.describe()
 
 # %% [markdown]
 # ## The eight models
 #
 # The six looped configurations share every weight shape; the recall map W (initialised to the identity) is their only extra
 # matrix. "Outer norm on" is a LayerNorm on the state after every iteration, on top of the block's own pre-LN norms.
+# The table gives each model's parameter count.
 
 # %%
-ARCHITECTURES = dict(CONFIGURATIONS)
-LOOPED = list(ARCHITECTURES)
-REFERENCES = {"1 layer (same parameters)": dict(recall="none", outer_norm="none", iterations=1),
-              f"{M} untied layers (same compute)": dict(recall="none", outer_norm="none", untied=True)}
-ARCHITECTURES |= REFERENCES
-MODELS = list(ARCHITECTURES)
-
-
-def build(name: str) -> LoopedTransformer:
-    options = dict(vocab=VOCAB, outputs=2, iterations=M, width=S["width"], heads=S["heads"],
-                   mlp_hidden=2 * S["width"]) | ARCHITECTURES[name]
-    return LoopedTransformer(LoopedConfig(**options))
-
-
-parameters = pd.Series({name: count_parameters(build(name)) for name in MODELS}, name="parameters")
+zoo = Zoo.of(S, untied=True, vocab=VOCAB, outputs=2)
+MODELS = zoo.names
+parameters = zoo.parameters()
 parameters.to_frame()
-
 
 # %% [markdown]
 # ## Training
 #
-# Every run: AdamW, warm-up over 10% of the steps, cosine decay, clipping at 1.0, fresh 32-bit batches from a stream seeded by
+# Every run: AdamW, warm-up over 10% of the steps, cosine decay, clipping at 1.0, fresh batches from a stream seeded by
 # the run's seed. Looped models: progressive loss with `alpha` = 1 (n ~ U{0..M-1} iterations without gradient, then
-# k ~ U{1..M-n} with it). References: the plain loss through their whole depth. The learning curve shows exact match on the
-# held-out 32-bit set after M iterations.
+# k ~ U{1..M-n} with it). References: the plain loss through their whole depth. The figure shows exact match on the
+# held-out training-length set after M iterations: look for which configurations learn at all, and how fast.
 
 # %%
-def correct_positions(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """(batch, tokens) bool; unlabelled positions count as correct so exact match is a plain all()."""
-    return (logits.argmax(dim=-1) == targets) | (targets == IGNORE)
-
-
-def scores(logits: torch.Tensor, targets: torch.Tensor) -> dict:
-    correct = correct_positions(logits, targets)
-    labelled = targets != IGNORE
-    return {"exact_match": correct.all(dim=1).float().mean().item(),
-            "bit_accuracy": (correct & labelled).sum().item() / labelled.sum().item()}
-
-
-def fit(name: str, seed: int, validation):
-    with torch_seed(derive("prefix-sums-model", name, seed)):
-        model = build(name)
-    depth = model.config.iterations
-    loss = progressive_loss(depth, S["alpha"]) if name in LOOPED else progressive_loss(depth, alpha=0.0)
-    config = TrainConfig(steps=S["steps"], lr=S["lr"], warmup_steps=S["steps"] // 10, eval_every=S["steps"] // 7,
-                         checkpoint_every=S["steps"] // 7, seed=seed)
-    checkpoint = (Path(CHECKPOINT_DIR) / f"02_prefix_sums-{name}-{seed}.pt".replace(" ", "_").replace(",", "")
-                  if CHECKPOINT_DIR else None)
-    result = train(model.to(device), loss, PrefixSumStream(S["train_length"], S["batch"], seed), config,
-                   evaluate=lambda m: scores(m(validation[0], depth)[0], validation[1]), checkpoint=checkpoint,
-                   device=device, description=f"{name} seed {seed}")
-    return model, result
-
-
-tests = {n: tuple(t.to(device) for t in evaluation_set(n, S["eval_size"], EVAL_SEED)) for n in S["test_lengths"]}
-models, curves, walls = {}, [], []
-for name in MODELS:
-    # The untied reference costs as much per step as all its iterations with gradient; the cpu profile trains one seed.
-    for seed in S["untied_seeds"] if ARCHITECTURES[name].get("untied") else S["seeds"]:
-        model, result = fit(name, seed, tests[S["train_length"]])
-        models[name, seed] = model
-        curves += [{"model": name, "seed": seed, **row} for row in result.history]
-        walls.append({"model": name, "seed": seed, "train_seconds": result.wall_seconds})
-curves, walls = pd.DataFrame(curves), pd.DataFrame(walls)
-fig, ax = plt.subplots(figsize=(8, 4))
-sns.lineplot(data=curves, x="step", y="exact_match", hue="model", hue_order=MODELS, errorbar="sd", ax=ax)
-ax.set(ylabel=f"exact match, {S['train_length']} bits, T = depth", title="held-out learning curves (mean ± sd over seeds)")
-ax.legend(fontsize=7)
-run.save_figure(fig, "learning_curves")
+tests = {n: tuple(t.to(study.device) for t in evaluation_set(n, S.eval_size, EVAL_SEED)) for n in S.test_lengths}
+validation = tests[S.train_length]
+models, curves, walls = looped.train_zoo(
+    zoo, S, study, "prefix-sums", lambda seed: PrefixSumStream(S.train_length, S.batch, seed),
+    lambda m, depth: looped.token_scores(m(validation[0], depth)[0], validation[1]), evaluations=7,
+    untied_seeds=S.untied_seeds)
+study.figure(plots.learning_curves(curves, "exact_match", f"exact match, {S.train_length} bits, T = depth",
+                                   hue_order=MODELS), "learning_curves")
 
 # %% [markdown]
+# The curves show how far each configuration gets within the step budget; a flat curve at zero means that model never
+# learned the task at this scale, and its later rows are no evidence about stability.
+#
 # ## Accuracy against test-time iterations
 #
-# Every looped model is run for 10× its training iterations on every test length; exact match is read after every iteration.
-# The references have a fixed depth and are read once. If accuracy falls as iterations grow past M, the model "overthinks".
+# Every looped model is run for 10× its training iterations on every test length; exact match is read after every
+# iteration. If accuracy falls as iterations grow past M (dashed), the model "overthinks"; if it holds, its fixed point
+# is a solution.
 
 # %%
-per_iteration = []
-with torch.no_grad():
-    for (name, seed), model in models.items():
-        for length, (tokens, targets) in tests.items():
-            if name in LOOPED:
-                for t, (z, residual) in enumerate(model.states(tokens, TEST_ITERATIONS), start=1):
-                    per_iteration.append({"model": name, "seed": seed, "length": length, "iterations": t,
-                                          **scores(model.readout(z), targets),
-                                          "median_residual": residual.median().item()})
-            else:
-                per_iteration.append({"model": name, "seed": seed, "length": length,
-                                      "iterations": model.config.iterations,
-                                      **scores(model(tokens)[0], targets), "median_residual": float("nan")})
-per_iteration = pd.DataFrame(per_iteration)
-
-fig, axes = plt.subplots(1, len(tests), figsize=(4.2 * len(tests), 4), sharey=True)
-for ax, length in zip(axes, tests):
-    data = per_iteration[(per_iteration.length == length) & per_iteration.model.isin(LOOPED)]
-    sns.lineplot(data=data, x="iterations", y="exact_match", hue="model", hue_order=LOOPED, errorbar="sd", ax=ax,
-                 legend=length == S["test_lengths"][-1])
-    ax.axvline(M, color="grey", lw=0.8, ls="--")
-    ax.set(title=f"{length} bits", xscale="log", ylabel="exact match (mean ± sd over seeds)", ylim=(-0.02, 1.02))
-axes[-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1))
-fig.tight_layout()
-run.save_figure(fig, "accuracy_vs_iterations")
-
+per_iteration, residuals = looped.read_every_iteration(
+    models, {n: tokens for n, (tokens, _) in tests.items()}, TEST_ITERATIONS,
+    lambda n, logits: [{"length": n, **looped.token_scores(logits, tests[n][1])}])
+study.figure(plots.against_iterations(per_iteration[per_iteration.model.isin(LOOPED)], "exact_match", "exact match",
+                                      M, panel="length", panel_label="test length (bits):", hue_order=LOOPED),
+             "accuracy_vs_iterations")
 
 # %% [markdown]
 # ## The accuracy table
 #
 # Exact match (mean ± std over seeds) per model and test length, read at the training iteration count T = M and at T = 10M
 # (both fixed in advance; the best iteration is never picked, since that would tune on the test set). References have one
-# depth, so both columns hold the same number. *Extrapolation* is the mean over the test lengths longer than 32 bits at T = 10M.
+# depth, so both columns hold the same number. *Extrapolation* is the mean over the test lengths longer than training at
+# T = 10M. Compare the looped rows with the references, and the columns to the right of the training length.
 
 # %%
-def at_iterations(name: str, t: int) -> pd.DataFrame:
-    rows = per_iteration[per_iteration.model == name]
-    return rows[rows.iterations == (t if name in LOOPED else rows.iterations.max())]
-
-
-finals = pd.concat([at_iterations(name, t).assign(read_at=label) for name in MODELS
-                    for label, t in (("T = M", M), ("T = 10M", TEST_ITERATIONS))], ignore_index=True)
-LONGER = [n for n in S["test_lengths"] if n > S["train_length"]]
+READ_AT = {"T = M": M, "T = 10M": TEST_ITERATIONS}
+finals = looped.read_at(per_iteration, MODELS, READ_AT)
+LONGER = [n for n in S.test_lengths if n > S.train_length]
 extrapolation = (finals[(finals.read_at == "T = 10M") & finals.length.isin(LONGER)]
                  .groupby(["model", "seed"]).exact_match.mean().rename("extrapolation"))
-
-
-accuracy = finals.pivot_table(index="model", columns=["read_at", "length"], values="exact_match", aggfunc=mean_std_text)
-accuracy = accuracy.loc[MODELS, [("T = M", n) for n in S["test_lengths"]] + [("T = 10M", n) for n in S["test_lengths"]]]
+accuracy = looped.mean_std_table(finals, "model", ["read_at", "length"], "exact_match", MODELS,
+                                 [(r, n) for r in READ_AT for n in S.test_lengths])
 accuracy["extrapolation (T = 10M)"] = extrapolation.groupby("model").apply(mean_std_text)
 accuracy["parameters"] = parameters
 accuracy["train seconds / run"] = walls.groupby("model").train_seconds.mean().round(1)
-flat = lambda columns: [" ".join(str(part) for part in c if part != "") for c in columns]
-run.add_table("exact_match", accuracy.set_axis(flat(accuracy.columns), axis=1))
-bits = finals.pivot_table(index="model", columns=["read_at", "length"], values="bit_accuracy", aggfunc=mean_std_text).loc[MODELS]
-run.add_table("bit_accuracy", bits.set_axis(flat(bits.columns), axis=1))
-display(accuracy)
-bits
-
+display(study.table("exact_match", accuracy))
+study.table("bit_accuracy", looped.mean_std_table(finals, "model", ["read_at", "length"], "bit_accuracy", MODELS))
 
 # %% [markdown]
+# Per-bit accuracy (the second table) separates a model that is wrong on a few positions from one that is lost: exact
+# match is all-or-nothing per string.
+#
 # ## The three stability axes
 #
-# Measured for every looped model on a fixed held-out set of 32-bit strings, at the state z* reached after 10M + 1 iterations:
+# Measured for every looped model on a fixed held-out set of training-length strings, at the state z* reached after
+# 10M + 1 iterations:
 # - **reachability**: relative residual ||z_{T+1} − z_T|| / ||z_T|| at T = M, 2M, 5M, 10M (median over examples) and the
 #   fraction of examples under 10⁻³ at 10M;
 # - **input-dependence**: *sensitivity* ||z*(x') − z*(x)|| / ||e(x') − e(x)|| for x' = x with one random bit flipped,
@@ -239,55 +172,35 @@ bits
 # - **geometry**: spectral radius ρ(J) and spectral norm ‖J‖₂ of the Jacobian of one iteration at z*, by power iteration on
 #   Jacobian-vector products (median over a subsample).
 
+
 # %%
-def stability_row(model: LoopedTransformer, tokens: torch.Tensor, seed: int) -> dict:
-    """The medians of the three axes; the small valid edit flips one random bit of every string."""
+def flipped_strings(seed: int):
     generator = rng("prefix-sums-stability", seed)
-    flipped = tokens.clone()
-    position = torch.randint(1, tokens.shape[1], (tokens.shape[0],), generator=generator).to(tokens.device)
-    flipped[torch.arange(tokens.shape[0]), position] ^= 1
-    measures = stability(model.step, model.initial_state, model.embed(tokens), model.embed(flipped), HORIZONS,
-                         S["jacobian_size"], S["power_iterations"], generator)
-    return measures.medians([f"{t // M}M" for t in HORIZONS], TOL)
+    return stability_tokens, looped.flip_one_bit(stability_tokens, generator), generator
 
 
-stability_tokens = evaluation_set(S["train_length"], S["stability_size"], STABILITY_SEED)[0].to(device)
-measures = []
-for name in LOOPED:
-    for seed in S["seeds"]:
-        with torch.no_grad():
-            measures.append({"model": name, "seed": seed, **stability_row(models[name, seed], stability_tokens, seed)})
-measures = pd.DataFrame(measures).set_index(["model", "seed"]).join(extrapolation)
-stability_table = measures.groupby("model", sort=False).agg(mean_std_text)
-run.add_table("stability", stability_table)
-stability_table
+stability_tokens = evaluation_set(S.train_length, S.stability_size, STABILITY_SEED)[0].to(study.device)
+measures = looped.measure_stability(models, S, HORIZONS, flipped_strings).join(extrapolation)
+study.table("stability", measures.groupby("model", sort=False).agg(mean_std_text))
 
 # %% [markdown]
+# The framework calls a configuration stable when its residual falls to zero (reached), its path spread is near zero
+# (one fixed point whatever the start) and its spectral radius is below one (attracting).
+#
 # ## Stability against extrapolation
 #
 # One point per (configuration, seed). The framework predicts that models whose fixed points are reached, start-independent
-# and attracting (ρ < 1) extrapolate best.
+# and attracting (ρ < 1) extrapolate best: the points should fall from left to right.
 
 # %%
-AXES = {"residual @10M": "log", "path spread": "log", "spectral radius": "linear"}
-fig, axes = plt.subplots(1, len(AXES), figsize=(14, 4), sharey=True)
-for ax, (measure, scale) in zip(axes, AXES.items()):
-    sns.scatterplot(data=measures.reset_index(), x=measure, y="extrapolation", hue="model", hue_order=LOOPED,
-                    style="model", ax=ax, legend=measure == "spectral radius", s=60)
-    ax.set(xscale=scale, ylabel="extrapolation exact match (T = 10M)")
-    if measure == "spectral radius":
-        ax.axvline(1.0, color="grey", lw=0.8, ls="--")
-axes[-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1))
-fig.tight_layout()
-run.save_figure(fig, "stability_vs_extrapolation")
-
-
-correlations = pd.Series({measure: spearman(measures[measure], measures["extrapolation"]) for measure in AXES},
-                         name="spearman with extrapolation")
-run.add_table("stability_correlations", correlations.to_frame())
+AXES, correlations = looped.correlate_with_stability(study, measures, HORIZONS, "extrapolation",
+                                                     "extrapolation exact match (T = 10M)", "stability_vs_extrapolation")
 correlations.to_frame()
 
 # %% [markdown]
+# The pooled correlation is a picture only: the points of one seed share its training batches, so L4 is decided on the
+# correlation within each seed.
+#
 # ## Verdicts
 #
 # *Extrapolation* = mean exact match over the longer test lengths at T = 10M; "reached" = residual under 10⁻³. Every quantity is
@@ -305,67 +218,43 @@ correlations.to_frame()
 #   looped configurations, within one seed, of extrapolation with the residual at 10M / the path spread / the spectral radius,
 #   at most −0.5. A ρ that is undefined on some seed (every configuration ties) leaves that part unmeasured;
 # - every claim's gate `recall_learns`: the fewest seeds, over the recall + outer norm configurations, whose per-bit accuracy on
-#   the held-out training-length (32-bit) set at T = M reaches 0.99, at least 2.
+#   the held-out training-length set at T = M reaches 0.99, at least 2.
 #
 # `repro/verdicts.py` decides them: a 95% paired t interval over seeds against each part's margin; a failed or unmeasured gate,
 # fewer seeds than the rule needs, or an interval straddling the margin gives *inconclusive*.
 
 # %%
-by_config = measures.groupby("model").mean()
-seeds = measures.reset_index()
-no_recall = [n for n in LOOPED if n.startswith("recall none")]
-stable_recall = [n for n in LOOPED if not n.startswith("recall none") and n.endswith("on")]
-others = [n for n in LOOPED if n not in stable_recall]
-
-
-def describe(names) -> str:
-    return "; ".join(f"{n}: extrapolation {by_config.loc[n, 'extrapolation']:.3f}, reached "
-                     f"{by_config.loc[n, 'reached @10M']:.2f}, path spread {by_config.loc[n, 'path spread']:.3g}, "
-                     f"rho {by_config.loc[n, 'spectral radius']:.3f}" for n in names)
-
-
-def over(names, column: str, how: str) -> pd.Series:
-    """Per seed (in seed order), `how` of `column` over the configurations `names`."""
-    return seeds[seeds.model.isin(names)].groupby("seed")[column].agg(how).reindex(S["seeds"])
-
-
-def config(recall: str, norm: str) -> pd.Series:
-    return measures.loc[configuration_name(recall, norm), "extrapolation"].reindex(S["seeds"])
-
-
-# L4 is decided within each seed; a rho that is NaN on some seed (every configuration ties) leaves the part unmeasured.
-per_seed_rho = {m: [spearman(seeds[seeds.seed == s][m], seeds[seeds.seed == s]["extrapolation"]) for s in S["seeds"]]
-                for m in AXES}
-tracks = {m: None if pd.isna(rho).any() else rho for m, rho in per_seed_rho.items()}
-# Competence: per-bit accuracy on the held-out training-length set at the training iteration count T = M.
-trained = finals[(finals.read_at == "T = M") & (finals.length == S["train_length"]) & finals.model.isin(stable_recall)]
-gates = {"recall_learns": min(int((trained[trained.model == n].bit_accuracy >= 0.99).sum()) for n in stable_recall)}
-learned = ", ".join(f"{n} {trained[trained.model == n].bit_accuracy.mean():.3f}" for n in stable_recall)
-scale = (f"profile {profile}, {len(S['seeds'])} seeds, {S['steps']} steps, M = {M}, tested on {LONGER} bits; per-bit "
-         f"accuracy at {S['train_length']} bits, T = M (mean over seeds): {learned}")
+OTHERS = [n for n in LOOPED if n not in RECALL_NORM_ON]
+over = lambda names, column, how: looped.over_configurations(measures, names, column, how, S.seeds)
+per_seed = looped.seed_by_configuration(measures, "extrapolation", S.seeds)
+rhos = {m: looped.spearman_by_seed(measures, m, "extrapolation", S.seeds) for m in AXES}
+trained = finals[(finals.read_at == "T = M") & (finals.length == S.train_length)].set_index(["model", "seed"])
+learned = looped.seeds_reaching(trained.bit_accuracy, RECALL_NORM_ON, 0.99)
+gates = {"recall_learns": min(learned.values())}
+describe = lambda names: looped.describe_configurations(measures, names, {
+    "extrapolation": "extrapolation", "reached @10M": "reached", "path spread": "path spread",
+    "spectral radius": "rho"})
+scale = (f"profile {study.profile}, {len(S.seeds)} seeds, {S.steps} steps, M = {M}, tested on {LONGER} bits; seeds "
+         "with per-bit accuracy ≥ 0.99 at the training length, T = M: " + ", ".join(f"{n} {k}" for n, k in learned.items()))
 CLAIMS = {
-    "L1.prefix_sums": (
-        {"extrapolation_deficit": over(stable_recall, "extrapolation", "mean") - over(no_recall, "extrapolation", "mean")},
-        f"{describe(no_recall)}; {describe(stable_recall)}"),
-    "L2.prefix_sums": (
-        {"reached": over(stable_recall, "reached @10M", "mean"),
-         "attracting": over(stable_recall, "spectral radius", "max"),
-         "best_extrapolation": over(stable_recall, "extrapolation", "max") - over(others, "extrapolation", "max")},
-        f"{describe(stable_recall)}; best overall (mean over seeds): {by_config['extrapolation'].idxmax()}"),
-    "L3.prefix_sums": (
-        {f"competitive_norm_{label}": config("internal", norm) - config("standard", norm)
-         for label, norm in (("on", "layernorm"), ("off", "none"))},
-        describe([configuration_name(r, n) for n in ("none", "layernorm") for r in ("standard", "internal")])),
-    "L4.prefix_sums": (
-        {"tracks_last_residual": tracks["residual @10M"], "tracks_path_spread": tracks["path spread"],
-         "tracks_spectral_radius": tracks["spectral radius"]},
-        "Spearman over the looped configurations, per seed: "
-        + "; ".join(f"{m} " + ", ".join(f"{r:.2f}" for r in per_seed_rho[m]) for m in AXES)
-        + " (nan: every configuration ties, the part is then not measured); pooled over the "
-        f"{len(measures)} (configuration, seed) points: " + ", ".join(f"{m} {correlations[m]:.2f}" for m in AXES)),
+    "L1.prefix_sums": ({"extrapolation_deficit": over(RECALL_NORM_ON, "extrapolation", "mean")
+                        - over(NO_RECALL, "extrapolation", "mean")}, describe(NO_RECALL + RECALL_NORM_ON)),
+    "L2.prefix_sums": ({"reached": over(RECALL_NORM_ON, "reached @10M", "mean"),
+                        "attracting": over(RECALL_NORM_ON, "spectral radius", "max"),
+                        "best_extrapolation": over(RECALL_NORM_ON, "extrapolation", "max")
+                        - over(OTHERS, "extrapolation", "max")}, describe(LOOPED)),
+    "L3.prefix_sums": ({f"competitive_norm_{label}": looped.internal_minus_standard(per_seed, norm)
+                        for label, norm in (("on", "layernorm"), ("off", "none"))},
+                       describe([configuration_name(r, n) for n in ("none", "layernorm") for r in ("standard", "internal")])),
+    "L4.prefix_sums": ({"tracks_last_residual": looped.measured(rhos[list(AXES)[0]]),
+                        "tracks_path_spread": looped.measured(rhos["path spread"]),
+                        "tracks_spectral_radius": looped.measured(rhos["spectral radius"])},
+                       looped.tracking_evidence(rhos, correlations)),
 }
-DEVIATIONS = ("looped-internal-recall", "looped-relative-position", "looped-recipe", "prefix-sums-start-marker")
+PIPELINE = (looped.train_zoo, looped.read_every_iteration, looped.read_at, looped.measure_stability,
+            looped.over_configurations, looped.internal_minus_standard, looped.spearman_by_seed, looped.seeds_reaching)
 for claim_id, (parts, evidence) in CLAIMS.items():
-    entry = run.add_claim(claim_id, parts=parts, gates=gates, evidence=f"{scale}; {evidence}", deviations=DEVIATIONS)
-    display(Markdown(summary(entry)))
-run.write()
+    study.claim(claim_id, parts=parts, gates=gates, evidence=f"{scale}; {evidence}", pipeline=PIPELINE,
+                deviations=("looped-internal-recall", "looped-relative-position", "looped-recipe",
+                            "prefix-sums-start-marker"))
+study.write()

@@ -47,61 +47,44 @@ CHECKPOINT_DIR = ""       # set to a folder to checkpoint every run and resume a
 CORPUS_DIR = ""           # the mined training corpus; empty: the committed data/chess_mined/
 
 # %%
-import time
 from pathlib import Path
 
-import chess
 import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
-import torch
 from IPython.display import Markdown, display
 
-from repro.data.chess import (RATING_EDGES, ChessPuzzles, bucket_labels, is_correct, load_lichess, load_mate_in_one,
-                              mover_frame, rating_buckets)
-from repro.data.chess_mining import CORPUS_DIR as COMMITTED_CORPUS, load_calibration, load_mined
-from repro.fixed_point import stability
-from repro.models.looped import CONFIGURATIONS, LoopedConfig, LoopedTransformer
-from repro.nn import count_parameters
-from repro.profiles import device_for, resolve, settings
-from repro.results import Run, mean_std_text, spearman
-from repro.seeding import derive, rng, torch_seed
-from repro.train import TrainConfig, progressive_loss, train
-from repro.verdicts import summary
+from repro import plots
+from repro.data.chess_corpus import CORPUS_DIR as COMMITTED_CORPUS
+from repro.experiments import chess, looped
+from repro.experiments.chess import ChessSettings
+from repro.experiments.looped import LOOPED, REFERENCE, Zoo
+from repro.results import mean_std_text
+from repro.study import Study
 
-profile = resolve(PROFILE)
-device = device_for(profile)
-if device.type == "cpu":
-    # One intra-op thread: in a Jupyter kernel, 2 threads ran small models like this one 10-60x slower whenever the
-    # other core was busy (measured with the chess miner running), and at most 1.3x faster on an idle machine.
-    torch.set_num_threads(1)
 # DEVIATION: [chess-recipe] sizes, optimiser, iterations, budgets and the training-depth rule are ours.
-S = settings({
-    "smoke": dict(seeds=[0], steps=4, batch=8, lr=3e-3, width=16, heads=2, iterations=3, test_factor=2, alpha=1.0,
-                  train_share=0.5, train_cap=256, eval_size=4, validation_size=8, stability_size=4, jacobian_size=2,
-                  power_iterations=4),
+SETTINGS = ChessSettings.per_profile(
+    smoke=dict(seeds=[0], steps=4, batch=8, lr=3e-3, width=16, heads=2, iterations=3, test_factor=2, alpha=1.0,
+               train_share=0.5, train_cap=256, eval_size=4, validation_size=8, stability_size=4, jacobian_size=2,
+               power_iterations=4),
     # cpu: ~9 min on 2 busy cores, estimated from timed pieces on one thread (a looped step at batch 16: 0.043 s;
     # 18 looped runs x 500 steps ~ 6.4 min; test-time evaluation ~ 1 min; stability ~ 1 min; loading ~ 0.5 min).
-    "cpu":   dict(seeds=[0, 1, 2], steps=500, batch=16, lr=3e-3, width=32, heads=4, iterations=8, test_factor=4,
-                  alpha=1.0, train_share=0.5, train_cap=50_000, eval_size=48, validation_size=128, stability_size=32,
-                  jacobian_size=16, power_iterations=40),
-    "gpu":   dict(seeds=[0, 1, 2], steps=1200, batch=256, lr=2e-3, width=128, heads=8, iterations=16, test_factor=4,
-                  alpha=1.0, train_share=0.5, train_cap=200_000, eval_size=500, validation_size=500,
-                  stability_size=256, jacobian_size=64, power_iterations=100),
-    "paper": dict(seeds=[0, 1, 2, 3, 4], steps=50_000, batch=128, lr=1e-3, width=512, heads=8, iterations=30,
-                  test_factor=10, alpha=1.0, train_share=0.5, train_cap=600_000, eval_size=1000, validation_size=1000,
-                  stability_size=1000, jacobian_size=256, power_iterations=100),
-}, profile)
-M = S["iterations"]
-TEST_ITERATIONS = S["test_factor"] * M   # test-time iterations: several times the training count
-HORIZONS = sorted({M, 2 * M, TEST_ITERATIONS})
-TOL = 1e-3                               # a state is "reached" when its relative residual is under this
+    cpu=dict(seeds=[0, 1, 2], steps=500, batch=16, lr=3e-3, width=32, heads=4, iterations=8, test_factor=4,
+             alpha=1.0, train_share=0.5, train_cap=50_000, eval_size=48, validation_size=128, stability_size=32,
+             jacobian_size=16, power_iterations=40),
+    gpu=dict(seeds=[0, 1, 2], steps=1200, batch=256, lr=2e-3, width=128, heads=8, iterations=16, test_factor=4,
+             alpha=1.0, train_share=0.5, train_cap=200_000, eval_size=500, validation_size=500,
+             stability_size=256, jacobian_size=64, power_iterations=100),
+    paper=dict(seeds=[0, 1, 2, 3, 4], steps=50_000, batch=128, lr=1e-3, width=512, heads=8, iterations=30,
+               test_factor=10, alpha=1.0, train_share=0.5, train_cap=600_000, eval_size=1000, validation_size=1000,
+               stability_size=1000, jacobian_size=256, power_iterations=100),
+)
 STABILITY_SEED = 1
+study = Study("04_chess", PROFILE, SETTINGS, RESULTS_DIR, FIGURES_DIR, CHECKPOINT_DIR, seeds={"stability": STABILITY_SEED})
+S = study.settings
+M = S.iterations
 corpus_dir = Path(CORPUS_DIR) if CORPUS_DIR else COMMITTED_CORPUS
-run = Run("04_chess", profile, device, seeds={"model_and_data": S["seeds"], "stability": STABILITY_SEED},
-          results_dir=RESULTS_DIR, figures_dir=FIGURES_DIR)
-wall = {}
-print(f"profile {profile} on {run.provenance['device']}; corpus {corpus_dir}; settings: {S}")
+study.describe()
 
 # %% [markdown]
 # ## The puzzles
@@ -118,83 +101,15 @@ print(f"profile {profile} on {run.provenance['device']}; corpus {corpus_dir}; se
 # and BIG-bench mate-in-one. Mined buckets hold non-mates by depth and mates by mate distance.
 
 # %%
-started = time.time()
-mined = load_mined(corpus_dir)            # raises, saying how to mine it, when there is no corpus
-calibration = load_calibration(corpus_dir)
-lichess = load_lichess()
-mate_in_one = load_mate_in_one(S["eval_size"])
-depth_counts = torch.bincount(mined.depths)
-TRAIN_DEPTH = int((depth_counts.cumsum(0) >= S["train_share"] * len(mined)).nonzero()[0])
-
-
-def mined_bucket(puzzles: ChessPuzzles) -> list[str]:
-    return [("mate in 1" if mate == 1 else "mate in 2+") if mate else
-            (f"depth ≤ {TRAIN_DEPTH}" if depth <= TRAIN_DEPTH else f"depth > {TRAIN_DEPTH}")
-            for depth, mate in zip(puzzles.depths.tolist(), puzzles.mates.tolist())]
-
-
-MINED_BUCKETS = [f"depth ≤ {TRAIN_DEPTH}", "mate in 1", f"depth > {TRAIN_DEPTH}", "mate in 2+"]
-IN_DISTRIBUTION = MINED_BUCKETS[:2]
-labels = mined_bucket(mined)
-order = torch.randperm(len(mined), generator=rng("chess-split"))
-held = {b: [i for i in order.tolist() if labels[i] == b] for b in MINED_BUCKETS}
-reserved = {b: S["eval_size"] + (S["validation_size"] + S["stability_size"] if b == IN_DISTRIBUTION[0] else 0)
-            for b in MINED_BUCKETS}
-test_rows = {b: rows[:reserved[b]] for b, rows in held.items()}
-trainable = ((mined.depths <= TRAIN_DEPTH) & (mined.mates <= 1)).tolist()
-taken = {i for rows in test_rows.values() for i in rows}
-train_rows = [i for i in order.tolist() if trainable[i] and i not in taken][:S["train_cap"]]
-train_set = mined.subset(torch.tensor(train_rows, dtype=torch.long))
-first = test_rows[IN_DISTRIBUTION[0]]
-validation_set = mined.subset(torch.tensor(first[S["eval_size"]:S["eval_size"] + S["validation_size"]], dtype=torch.long))
-stability_set = mined.subset(torch.tensor(first[S["eval_size"] + S["validation_size"]:], dtype=torch.long))
-
-lichess_bucket = rating_buckets(lichess)
-RATING_LABELS = bucket_labels()
-tests, bucket_roles = {}, {}
-for b in MINED_BUCKETS:
-    rows = test_rows[b][:S["eval_size"]]
-    if rows:   # a small corpus may hold no long mates; the bucket is then left out, and said so below
-        tests["mined", b] = mined.subset(torch.tensor(rows, dtype=torch.long))
-        bucket_roles["mined", b] = "in-distribution" if b in IN_DISTRIBUTION else "mined, harder"
-for k, label in enumerate(RATING_LABELS):
-    members = (lichess_bucket == k).nonzero().flatten()
-    members = members[torch.randperm(len(members), generator=rng("chess-lichess-test", k))][:S["eval_size"]]
-    if len(members):
-        tests["Lichess", label] = lichess.subset(members)
-        bucket_roles["Lichess", label] = "real (Lichess)"
-tests["BIG-bench", "mate in one"] = mate_in_one
-bucket_roles["BIG-bench", "mate in one"] = "real (mate in one)"
-BUCKETS = list(tests)
-assert not {p for p in train_set.fens} & {p for b, t in tests.items() if b[0] == "mined" for p in t.fens}
-wall["load puzzles"] = time.time() - started
-
-datasets = pd.DataFrame([
-    {"set": "mined corpus", "puzzles": len(mined), "used for": "training and test"},
-    {"set": f"mined training pool (depth ≤ {TRAIN_DEPTH}, no mate longer than 1)", "puzzles": len(train_set),
-     "used for": "training"},
-    {"set": "Lichess puzzles", "puzzles": len(lichess), "used for": "test"},
-    {"set": "BIG-bench mate-in-one (loaded)", "puzzles": len(mate_in_one), "used for": "test"},
-    {"set": "calibration (real puzzles analysed like mined ones)", "puzzles": len(calibration.ids),
-     "used for": "difficulty calibration, classical reference"},
-]).set_index("set")
-run.add_table("datasets", datasets)
-mined_distribution = pd.crosstab(pd.Series(mined.depths.numpy(), name="depth"),
-                                 pd.Series(["no mate" if m == 0 else f"mate in {m}" if m < 4 else "mate in 4+"
-                                            for m in mined.mates.tolist()], name="mate"), margins=True)
-run.add_table("mined_difficulty_distribution", mined_distribution.set_axis([str(c) for c in mined_distribution.columns], axis=1))
-test_table = pd.DataFrame([{"source": s, "bucket": b, "role": bucket_roles[s, b], "puzzles": len(tests[s, b])}
-                           for s, b in BUCKETS]).set_index(["source", "bucket"])
-rating_table = pd.Series(torch.bincount(lichess_bucket, minlength=len(RATING_LABELS)).numpy(), index=RATING_LABELS,
-                         name="Lichess puzzles").rename_axis("rating").to_frame()
-run.add_table("test_buckets", test_table)
-run.add_table("lichess_rating_buckets", rating_table)
-missing = [b for b in MINED_BUCKETS if ("mined", b) not in tests]
-display(datasets, test_table, rating_table)
-display(Markdown(f"Training depth limit d = {TRAIN_DEPTH} (≥ {S['train_share']:.0%} of the corpus at or below it); "
-                 f"{len(train_set)} training puzzles, {S['steps']} steps × {S['batch']} boards."
-                 + (f" No held-out puzzles for {missing}: left out." if missing else "")))
-mined_distribution
+with study.timed("load puzzles"):
+    split = chess.split(S, corpus_dir)
+BUCKETS, TRAIN_DEPTH = split.buckets, split.train_depth
+tables = {name: study.table(name, table) for name, table in chess.data_tables(split).items()}
+display(tables["datasets"], tables["test_buckets"], tables["lichess_rating_buckets"])
+display(Markdown(f"Training depth limit d = {TRAIN_DEPTH} (≥ {S.train_share:.0%} of the corpus at or below it); "
+                 f"{len(split.train_set)} training puzzles, {S.steps} steps × {S.batch} boards."
+                 + (f" No held-out puzzles for {split.missing}: left out." if split.missing else "")))
+tables["mined_difficulty_distribution"]
 
 # %% [markdown]
 # ## Difficulty calibration and the classical reference
@@ -206,100 +121,31 @@ mined_distribution
 # position would have been mined as a puzzle. Stockfish is not run here.
 
 # %%
-cal = pd.DataFrame({"rating": calibration.ratings.numpy(), "depth": calibration.depths.numpy(),
-                    "mate": calibration.mates.numpy(), "solved": calibration.solved.numpy(),
-                    "puzzle": calibration.puzzles.numpy()})
-cal["rating bucket"] = pd.Categorical([RATING_LABELS[k] for k in torch.bucketize(
-    calibration.ratings, torch.tensor(RATING_EDGES), right=True).tolist()], RATING_LABELS)
-depth_rating = cal.groupby("depth").agg(puzzles=("rating", "size"), median_rating=("rating", "median"),
-                                         stockfish_solved=("solved", "mean"))
-depth_spearman = spearman(cal.depth, cal.rating)
-run.add_table("calibration_depth_rating", depth_rating.round(3))
-classical = cal.groupby("rating bucket", observed=False).agg(
-    puzzles=("rating", "size"), stockfish_solved=("solved", "mean"), passes_puzzle_test=("puzzle", "mean"),
-    median_depth=("depth", "median"), mates=("mate", lambda m: (m > 0).mean()))
-classical.loc["all"] = [len(cal), cal.solved.mean(), cal.puzzle.mean(), cal.depth.median(), (cal.mate > 0).mean()]
-run.add_table("classical_reference", classical.round(3))
-run.add_table("calibration_summary", pd.DataFrame(
-    [{"spearman(depth, rating)": depth_spearman, "stockfish solved": cal.solved.mean(), "puzzles": len(cal)}]))
-
-fig, axes = plt.subplots(1, 3, figsize=(16, 3.8))
-mined_frame = pd.DataFrame({"depth": mined.depths.numpy(), "kind": ["mate" if m else "no mate" for m in mined.mates.tolist()]})
-sns.countplot(data=mined_frame, x="depth", hue="kind", order=range(1, mined_frame.depth.max() + 1), ax=axes[0])
-axes[0].axvline(TRAIN_DEPTH - 0.5, color="grey", ls=":")   # depth d sits at position d - 1
-axes[0].set(title=f"mined corpus ({len(mined)} puzzles): depth found and kept", yscale="log")
-sns.boxplot(data=cal, x="depth", y="rating", color="lightsteelblue", ax=axes[1])
-axes[1].set(title=f"calibration: rating per mined depth (Spearman {depth_spearman:.2f})")
-sns.histplot(lichess.ratings.numpy(), bins=40, ax=axes[2])
-for edge in RATING_EDGES:
-    axes[2].axvline(edge, color="grey", lw=0.8, ls=":")
-axes[2].set(title=f"{len(lichess)} real Lichess puzzles: rating and buckets", xlabel="rating")
-fig.tight_layout()
-run.save_figure(fig, "difficulty")
-display(depth_rating.round(3))
+cal = chess.calibration_frame(split)
+calibration = {name: study.table(name, table) for name, table in chess.calibration_tables(cal).items()}
+depth_spearman = calibration["calibration_summary"]["spearman(depth, rating)"].item()
+study.figure(chess.difficulty_figure(split, cal, depth_spearman), "difficulty")
+display(calibration["calibration_depth_rating"])
 display(Markdown(f"Stockfish (our analysis budget) solves {cal.solved.mean():.1%} of {len(cal)} real Lichess puzzles; "
                  f"Spearman(depth, rating) = {depth_spearman:.2f}."))
-classical.round(3)
+calibration["classical_reference"]
+
+# %% [markdown]
+# A positive Spearman correlation means the mined depth orders puzzles as human ratings do, so the deeper mined buckets
+# are harder in the sense the Lichess buckets are.
 
 # %% [markdown]
 # ## The seven models
 #
 # The six looped configurations share every weight shape; the recall map W (initialised to the identity) is their only
 # extra matrix. "Outer norm on" is a LayerNorm on the state after every iteration. Each square has two output logits
-# (part of the move or not); a model's move is its two highest-scoring squares.
+# (part of the move or not); a model's move is its two highest-scoring squares. The table gives each model's
+# parameter count.
 
 # %%
-ARCHITECTURES = dict(CONFIGURATIONS)
-LOOPED = list(ARCHITECTURES)
-REFERENCE = "1 layer (same parameters)"
-ARCHITECTURES[REFERENCE] = dict(recall="none", outer_norm="none", iterations=1)
-MODELS = list(ARCHITECTURES)
-SQUARES = torch.arange(64)
-RANK, FILE = SQUARES // 8, SQUARES % 8
-# DEVIATION: [chess-square-tokens] 64 piece tokens with rank/file/diagonal embeddings and a shared-line attention score.
-STRUCTURE = (RANK.tolist(), FILE.tolist(), (RANK - FILE + 7).tolist(), (RANK + FILE).tolist())
-
-
-def build(name: str) -> LoopedTransformer:
-    options = dict(vocab=13, outputs=2, iterations=M, width=S["width"], heads=S["heads"], mlp_hidden=2 * S["width"],
-                   max_offset=0, structure=STRUCTURE, structure_bias=True) | ARCHITECTURES[name]
-    return LoopedTransformer(LoopedConfig(**options))
-
-
-def square_tokens(puzzles: ChessPuzzles) -> torch.Tensor:
-    """(N, 64) token per square: 0 empty, 1 + plane index of the piece on it (mover's frame)."""
-    return (puzzles.boards.reshape(-1, 12, 64).long() * torch.arange(1, 13)[:, None]).sum(dim=1)
-
-
-def accepted_moves(puzzles: ChessPuzzles) -> torch.Tensor:
-    """(N, 64 * 64) bool: the (from, to) pairs `is_correct` accepts, found by scoring every legal move once,
-    so that the accuracy at every test-time iteration is a lookup."""
-    rows, moves = [], []
-    for row, fen in enumerate(puzzles.fens):
-        for move in mover_frame(chess.Board(fen)).legal_moves:
-            rows.append(row)
-            moves.append((move.from_square, move.to_square))
-    rows, moves = torch.tensor(rows), torch.tensor(moves)
-    ok = is_correct(puzzles.subset(rows), moves[:, 0], moves[:, 1])
-    accepted = torch.zeros(len(puzzles), 64 * 64, dtype=torch.bool)
-    accepted[rows[ok], moves[ok, 0] * 64 + moves[ok, 1]] = True
-    assert accepted[torch.arange(len(puzzles)), puzzles.from_squares * 64 + puzzles.to_squares].all()
-    return accepted
-
-
-def legal_moves(puzzles: ChessPuzzles) -> torch.Tensor:
-    """(N,) the number of legal moves in each puzzle's position."""
-    return torch.tensor([chess.Board(fen).legal_moves.count() for fen in puzzles.fens], dtype=torch.float)
-
-
-def both_squares_correct(logits: torch.Tensor, accepted: torch.Tensor) -> torch.Tensor:
-    """(N,) float: the two top-scoring squares are the from- and to-square of an accepted move."""
-    a, b = (logits[..., 1] - logits[..., 0]).topk(2, dim=-1).indices.unbind(-1)
-    rows = torch.arange(len(a), device=a.device)
-    return (accepted[rows, a * 64 + b] | accepted[rows, b * 64 + a]).float()
-
-
-parameters = pd.Series({name: count_parameters(build(name)) for name in MODELS}, name="parameters")
+zoo = Zoo.of(S, vocab=13, outputs=2, max_offset=0, structure=chess.STRUCTURE, structure_bias=True)
+MODELS = zoo.names
+parameters = zoo.parameters()
 parameters.to_frame()
 
 # %% [markdown]
@@ -332,67 +178,22 @@ parameters.to_frame()
 # learning curve shows the metric on held-out in-distribution mined puzzles after M iterations.
 
 # %%
-started = time.time()
-
-
-class PuzzleStream:
-    """`batch_at(step)`: a seeded draw of `batch` training puzzles, a pure function of (seed, step)."""
-
-    def __init__(self, puzzles: ChessPuzzles, batch: int, seed: int):
-        self.tokens, self.targets = square_tokens(puzzles), puzzles.target_map().long()
-        self.batch, self.seed = min(batch, len(puzzles)), seed
-
-    def batch_at(self, step: int):
-        index = torch.randint(len(self.tokens), (self.batch,), generator=rng("chess-batches", self.seed, step))
-        return self.tokens[index], self.targets[index]
-
-
-EVAL_SET = ChessPuzzles(**{f: (torch.cat([getattr(t, f) for t in tests.values()]) if f in ("boards", "from_squares", "to_squares", "white_to_move")
-                               else sum((list(getattr(t, f)) for t in tests.values()), []))
-                           for f in ("ids", "fens", "solutions", "boards", "from_squares", "to_squares", "white_to_move")},
-                        ratings=None)
-EVAL_TOKENS, EVAL_ACCEPTED = square_tokens(EVAL_SET).to(device), accepted_moves(EVAL_SET).to(device)
-# Chance: the score of a uniformly random legal move, exactly (accepted moves / legal moves, per puzzle).
-EVAL_CHANCE = EVAL_ACCEPTED.sum(dim=1).cpu() / legal_moves(EVAL_SET)
-BUCKET_OF = torch.repeat_interleave(torch.arange(len(tests)), torch.tensor([len(p) for p in tests.values()])).to(device)
-VALIDATION_TOKENS, VALIDATION_ACCEPTED = square_tokens(validation_set).to(device), accepted_moves(validation_set).to(device)
-wall["score every legal move (is_correct)"] = time.time() - started
-
-
-def fit(name: str, seed: int):
-    with torch_seed(derive("chess-model", name, seed)):
-        model = build(name)
-    depth = model.config.iterations
-    loss = progressive_loss(depth, S["alpha"]) if name in LOOPED else progressive_loss(depth, alpha=0.0)
-    config = TrainConfig(steps=S["steps"], lr=S["lr"], warmup_steps=S["steps"] // 10, eval_every=S["steps"] // 4,
-                         checkpoint_every=S["steps"] // 4, seed=seed)
-    checkpoint = (Path(CHECKPOINT_DIR) / f"04_chess-{name}-{seed}.pt".replace(" ", "_").replace(",", "")
-                  if CHECKPOINT_DIR else None)
-    evaluate = lambda m: {"accuracy": both_squares_correct(m(VALIDATION_TOKENS, depth)[0], VALIDATION_ACCEPTED).mean().item()}
-    result = train(model.to(device), loss, PuzzleStream(train_set, S["batch"], seed), config, evaluate=evaluate,
-                   checkpoint=checkpoint, device=device, description=f"{name} seed {seed}")
-    return model, result
-
-
-models, curves, walls = {}, [], []
-for name in MODELS:
-    for seed in S["seeds"]:
-        model, result = fit(name, seed)
-        models[name, seed] = model
-        curves += [{"model": name, "seed": seed, **row} for row in result.history]
-        walls.append({"model": name, "seed": seed, "train_seconds": result.wall_seconds})
-curves, walls = pd.DataFrame(curves), pd.DataFrame(walls)
-wall["training"] = walls.train_seconds.sum()
-fig, axes = plt.subplots(1, 2, figsize=(13, 4))
-for ax, metric in zip(axes, ("train_loss", "accuracy")):
-    sns.lineplot(data=curves, x="step", y=metric, hue="model", hue_order=MODELS, errorbar="sd", ax=ax,
-                 legend=metric == "accuracy")
-axes[1].set(ylabel="both squares correct, T = depth", title="held-out in-distribution mined puzzles (mean ± sd over seeds)")
-axes[-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1))
-fig.tight_layout()
-run.save_figure(fig, "learning_curves")
+with study.timed("score every legal move (is_correct)"):
+    scores = chess.BucketScores(split, study.device)   # every bucket in one batch
+    validation = (chess.square_tokens(split.validation_set).to(study.device),
+                  chess.accepted_moves(split.validation_set).to(study.device))
+with study.timed("training"):
+    models, curves, walls = looped.train_zoo(
+        zoo, S, study, "chess", lambda seed: chess.PuzzleStream(split.train_set, S.batch, seed),
+        lambda m, depth: {"accuracy": chess.both_squares_correct(m(validation[0], depth)[0], validation[1]).mean().item()},
+        evaluations=4)
+METRICS = {"train_loss": "training loss (nats)", "accuracy": "both squares correct"}
+study.figure(plots.learning_curves_by_metric(curves, METRICS, hue_order=MODELS, title="in-distribution, T = depth"),
+             "learning_curves")
 
 # %% [markdown]
+# A falling training loss with a flat held-out score means a model fits its batches without learning the move.
+#
 # ## Accuracy against test-time iterations
 #
 # Every looped model runs for several times its training iterations on every test bucket; the metric is read after every
@@ -400,45 +201,16 @@ run.save_figure(fig, "learning_curves")
 # the dotted line marks M.
 
 # %%
-started = time.time()
-bucket_sizes = torch.zeros(len(tests), device=device).index_add_(0, BUCKET_OF, torch.ones_like(BUCKET_OF, dtype=torch.float))
-
-
-def bucket_rows(name: str, seed: int, t: int, logits: torch.Tensor) -> list[dict]:
-    right = both_squares_correct(logits, EVAL_ACCEPTED)
-    accuracy = (torch.zeros_like(bucket_sizes).index_add_(0, BUCKET_OF, right) / bucket_sizes).tolist()
-    return [{"model": name, "seed": seed, "source": s, "bucket": b, "role": bucket_roles[s, b], "iterations": t,
-             "accuracy": accuracy[k]} for k, (s, b) in enumerate(tests)]
-
-
-per_iteration, residual_curves = [], []
-with torch.no_grad():
-    for (name, seed), model in models.items():
-        if name not in LOOPED:
-            per_iteration += bucket_rows(name, seed, model.config.iterations, model(EVAL_TOKENS)[0])
-            continue
-        for t, (z, residual) in enumerate(model.states(EVAL_TOKENS, TEST_ITERATIONS), start=1):
-            per_iteration += bucket_rows(name, seed, t, model.readout(z))
-            residual_curves.append({"model": name, "seed": seed, "iterations": t, "median residual": residual.median().item()})
-per_iteration, residual_curves = pd.DataFrame(per_iteration), pd.DataFrame(residual_curves)
-wall["evaluation"] = time.time() - started
-
-ROLES = list(dict.fromkeys(bucket_roles.values()))
+with study.timed("evaluation"):
+    per_iteration, residuals = looped.read_every_iteration(models, {"all": scores.tokens}, S.test_iterations,
+                                                           lambda _, logits: scores.rows(logits))
+ROLES = list(dict.fromkeys(split.roles.values()))
 by_role = per_iteration.groupby(["model", "seed", "role", "iterations"], as_index=False).accuracy.mean()
-fig, axes = plt.subplots(1, len(ROLES) + 1, figsize=(4 * (len(ROLES) + 1), 4))
-for ax, group in zip(axes, ROLES):
-    data = by_role[by_role.role == group]
-    sns.lineplot(data=data[data.model.isin(LOOPED)], x="iterations", y="accuracy", hue="model", hue_order=LOOPED,
-                 errorbar="sd", ax=ax, legend=False)
-    ax.axhline(data[data.model == REFERENCE].accuracy.mean(), color="black", lw=0.8, ls="--")
-    ax.axvline(M, color="grey", lw=0.8, ls=":")
-    ax.set(title=group, ylabel="both squares correct (mean ± sd over seeds)", ylim=(-0.02, 1.02))
-sns.lineplot(data=residual_curves, x="iterations", y="median residual", hue="model", hue_order=LOOPED, errorbar="sd",
-             ax=axes[-1])
-axes[-1].set(yscale="log", title="median relative residual")
-axes[-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1))
-fig.tight_layout()
-run.save_figure(fig, "accuracy_vs_iterations")
+study.figure(plots.iterations_by_group(by_role, {"accuracy": "both squares correct"}, residuals, M, LOOPED, REFERENCE,
+                                       order=ROLES), "accuracy_vs_iterations")
+
+# %% [markdown]
+# A curve above the dashed reference shows what iterating the layer buys over applying it once.
 
 # %% [markdown]
 # ## Accuracy by difficulty
@@ -448,55 +220,45 @@ run.save_figure(fig, "accuracy_vs_iterations")
 # legal move* is chance: the expected score of a move drawn uniformly from the legal ones (exact, not sampled).
 
 # %%
-READ_AT = {"T = M": M, f"T = {S['test_factor']}M": TEST_ITERATIONS}
+READ_AT = {"T = M": M, f"T = {S.test_factor}M": S.test_iterations}
 LAST = list(READ_AT)[-1]
-
-
-def at_iterations(name: str, t: int) -> pd.DataFrame:
-    rows = per_iteration[per_iteration.model == name]
-    return rows[rows.iterations == (t if name in LOOPED else rows.iterations.max())]
-
-
-finals = pd.concat([at_iterations(name, t).assign(read_at=label) for name in MODELS for label, t in READ_AT.items()],
-                   ignore_index=True)
+finals = looped.read_at(per_iteration, MODELS, READ_AT)
 per_role = finals.groupby(["model", "seed", "read_at", "role"], as_index=False).accuracy.mean()
 held_out = (finals[(finals.read_at == LAST) & (finals.role != "in-distribution")].groupby(["model", "seed"])
             .accuracy.mean().rename("held-out accuracy"))
-flat = lambda columns: [" ".join(str(part) for part in c if part != "") for c in columns]
-role_table = per_role.pivot_table(index="model", columns=["read_at", "role"], values="accuracy", aggfunc=mean_std_text)
-role_table = role_table.loc[MODELS, [(r, g) for r in READ_AT for g in ROLES]]
-role_table = role_table.set_axis(flat(role_table.columns), axis=1)
+role_table = looped.mean_std_table(per_role, "model", ["read_at", "role"], "accuracy", MODELS,
+                                   [(r, g) for r in READ_AT for g in ROLES])
 role_table["held-out accuracy"] = held_out.groupby("model").apply(mean_std_text)
 RANDOM = "random legal move"
-bucket_chance = pd.Series([EVAL_CHANCE[BUCKET_OF.cpu() == k].mean().item() for k in range(len(BUCKETS))],
-                          index=pd.MultiIndex.from_tuples(BUCKETS))
-role_of = pd.Series(bucket_roles)
+bucket_chance, role_of = scores.bucket_chance(), pd.Series(split.roles)
 role_chance = bucket_chance.groupby(role_of).mean()
 held_out_chance = bucket_chance[role_of != "in-distribution"].mean()
 role_table.loc[RANDOM] = {f"{r} {g}": f"{role_chance[g]:.3f}" for r in READ_AT for g in ROLES} | {
     "held-out accuracy": f"{held_out_chance:.3f}"}
 role_table["parameters"] = parameters
 role_table["train seconds / run"] = walls.groupby("model").train_seconds.mean().round(1)
-run.add_table("accuracy_by_role", role_table)
-by_bucket = finals[finals.read_at == LAST].pivot_table(index=["source", "bucket"], columns="model", values="accuracy",
-                                                        aggfunc=mean_std_text).loc[BUCKETS, MODELS]
-by_bucket["Stockfish (calibration sample)"] = [classical.stockfish_solved.get(b, float("nan")) if s == "Lichess"
-                                                else float("nan") for s, b in BUCKETS]
+display(study.table("accuracy_by_role", role_table))
+by_bucket = looped.mean_std_table(finals[finals.read_at == LAST], ["source", "bucket"], "model", "accuracy", BUCKETS,
+                                  MODELS)
+stockfish = chess.classical_reference(cal).stockfish_solved
+by_bucket["Stockfish (calibration sample)"] = [stockfish.get(b, float("nan")) if s == "Lichess" else float("nan")
+                                                for s, b in BUCKETS]
 by_bucket[RANDOM] = bucket_chance.round(3).tolist()
-run.add_table("accuracy_by_bucket", by_bucket.set_axis([str(c) for c in by_bucket.columns], axis=1))
-display(role_table)
+study.table("accuracy_by_bucket", by_bucket)
 
 means = finals[finals.read_at == LAST].groupby(["model", "source", "bucket"], sort=False).accuracy.mean().unstack("model")
-means = means.loc[BUCKETS, MODELS]
 fig, ax = plt.subplots(figsize=(12, 0.45 * len(BUCKETS) + 1.5))
-sns.heatmap(means.set_axis([f"{s}: {b}" for s, b in BUCKETS]), annot=True, fmt=".2f", vmin=0, vmax=1, cmap="viridis",
-            cbar=False, ax=ax)
+sns.heatmap(means.loc[BUCKETS, MODELS].set_axis([f"{s}: {b}" for s, b in BUCKETS]), annot=True, fmt=".2f", vmin=0,
+            vmax=1, cmap="viridis", cbar_kws={"label": "both squares correct"}, ax=ax)
 ax.set(title=f"both squares correct by bucket, {LAST} (mean over seeds); training: mined depth ≤ {TRAIN_DEPTH}",
-       xlabel="", ylabel="")
+       xlabel="model", ylabel="test bucket")
 ax.tick_params(axis="x", labelrotation=30)
 fig.tight_layout()
-run.save_figure(fig, "accuracy_by_difficulty")
-by_bucket
+study.figure(fig, "accuracy_by_difficulty")
+
+# %% [markdown]
+# Compare each model's column with the random-legal-move column: a score at chance on a bucket is no evidence of skill
+# there, whatever the stability measures say.
 
 # %% [markdown]
 # ## The three stability axes
@@ -509,38 +271,16 @@ by_bucket
 # - **geometry**: spectral radius ρ(J) and spectral norm ‖J‖₂ of the Jacobian of one iteration at z*.
 
 # %%
-started = time.time()
-STABILITY_TOKENS = square_tokens(stability_set)
-on_move = torch.zeros_like(STABILITY_TOKENS, dtype=torch.bool)
-on_move[torch.arange(len(stability_set)), stability_set.from_squares] = True
-on_move[torch.arange(len(stability_set)), stability_set.to_squares] = True
-removable = (STABILITY_TOKENS > 0) & (STABILITY_TOKENS != 1) & (STABILITY_TOKENS != 7) & ~on_move   # 1, 7: the kings
-keep = removable.any(dim=1)
-STABILITY_TOKENS, removable = STABILITY_TOKENS[keep], removable[keep]
+tokens, removable = chess.removable_pieces(split.stability_set)
+with study.timed("stability"):
+    measures = looped.measure_stability(models, S, S.horizons, lambda seed: chess.remove_one_piece(
+        tokens, removable, STABILITY_SEED, seed, study.device)).join(held_out)
+display(Markdown(f"{len(tokens)} puzzles (of {len(split.stability_set)} drawn; the rest have no removable piece)."))
+study.table("stability", measures.groupby("model", sort=False).agg(mean_std_text))
 
-
-def stability_row(model: LoopedTransformer, seed: int) -> dict:
-    generator = rng("chess-stability", STABILITY_SEED, seed)
-    square = (torch.rand(removable.shape, generator=generator) * removable).argmax(dim=1)
-    edited = STABILITY_TOKENS.clone()
-    edited[torch.arange(len(edited)), square] = 0
-    tokens, tokens_edited = STABILITY_TOKENS.to(device), edited.to(device)
-    measures = stability(model.step, model.initial_state, model.embed(tokens), model.embed(tokens_edited), HORIZONS,
-                         min(S["jacobian_size"], len(tokens)), S["power_iterations"], generator)
-    return measures.medians([f"{t // M}M" for t in HORIZONS], TOL)
-
-
-measures = []
-for name in LOOPED:
-    for seed in S["seeds"]:
-        with torch.no_grad():
-            measures.append({"model": name, "seed": seed, **stability_row(models[name, seed], seed)})
-measures = pd.DataFrame(measures).set_index(["model", "seed"]).join(held_out)
-wall["stability"] = time.time() - started
-stability_table = measures.groupby("model", sort=False).agg(mean_std_text)
-run.add_table("stability", stability_table)
-display(Markdown(f"{len(STABILITY_TOKENS)} puzzles (of {len(stability_set)} drawn; the rest have no removable piece)."))
-stability_table
+# %% [markdown]
+# A configuration the framework calls stable has a residual near zero, a path spread near zero and a spectral radius
+# below one.
 
 # %% [markdown]
 # ## Stability against held-out accuracy
@@ -549,22 +289,12 @@ stability_table
 # start-independent and attracting (ρ < 1) do best on the held-out puzzles.
 
 # %%
-LAST_RESIDUAL = f"residual @{HORIZONS[-1] // M}M"
-AXES = {LAST_RESIDUAL: "log", "path spread": "log", "spectral radius": "linear"}
-fig, axes = plt.subplots(1, len(AXES), figsize=(14, 4), sharey=True)
-for ax, (measure, scale) in zip(axes, AXES.items()):
-    sns.scatterplot(data=measures.reset_index(), x=measure, y="held-out accuracy", hue="model", hue_order=LOOPED,
-                    style="model", ax=ax, legend=measure == "spectral radius", s=60)
-    ax.set(xscale=scale, ylabel=f"held-out both squares correct ({LAST})")
-    if measure == "spectral radius":
-        ax.axvline(1.0, color="grey", lw=0.8, ls="--")
-axes[-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1))
-fig.tight_layout()
-run.save_figure(fig, "stability_vs_accuracy")
-correlations = pd.Series({measure: spearman(measures[measure], measures["held-out accuracy"]) for measure in AXES},
-                         name="spearman with held-out accuracy")
-run.add_table("stability_correlations", correlations.to_frame())
+AXES, correlations = looped.correlate_with_stability(study, measures, S.horizons, "held-out accuracy",
+                                                     f"held-out both squares correct ({LAST})", "stability_vs_accuracy")
 correlations.to_frame()
+
+# %% [markdown]
+# The pooled correlation is a picture only; L4 is decided on the correlation within each seed, below.
 
 # %% [markdown]
 # ## Verdict and wall time
@@ -572,41 +302,26 @@ correlations.to_frame()
 # The per-seed parts and the gate of the rule above, decided by `repro/verdicts.py`.
 
 # %%
-SEEDS = S["seeds"]
-by_config = measures.groupby("model").mean()
-accuracy = measures["held-out accuracy"].unstack("model").loc[SEEDS]   # seed x looped configuration
-# L4 is decided within each seed: the seeds are the replicates, so the points of one seed are one rho.
-TRACKS = {LAST_RESIDUAL: "tracks_last_residual", "path spread": "tracks_path_spread",
-          "spectral radius": "tracks_spectral_radius"}
-rhos = pd.DataFrame({m: [spearman(measures.xs(seed, level="seed")["held-out accuracy"],
-                                  measures.xs(seed, level="seed")[m]) for seed in SEEDS] for m in AXES}, index=SEEDS)
-undefined = [m for m in AXES if rhos[m].isna().any()]
+rhos = {m: looped.spearman_by_seed(measures, "held-out accuracy", m, S.seeds) for m in AXES}
 # Gate: the best configuration is chosen by its mean over seeds, then its worst seed is held against chance.
+accuracy = looped.seed_by_configuration(measures, "held-out accuracy", S.seeds)
 best = accuracy.mean().idxmax()
 above_chance = accuracy[best] - held_out_chance
-description = "; ".join(f"{n}: held-out {by_config.loc[n, 'held-out accuracy']:.3f}, reached "
-                        f"{by_config.loc[n, f'reached @{HORIZONS[-1] // M}M']:.2f}, path spread "
-                        f"{by_config.loc[n, 'path spread']:.3g}, rho {by_config.loc[n, 'spectral radius']:.3f}"
-                        for n in LOOPED)
-scale = (f"profile {profile}, {len(SEEDS)} seeds, {S['steps']} steps, width {S['width']}, M = {M}, read at {LAST}; "
-         f"trained on {len(train_set)} mined puzzles of depth ≤ {TRAIN_DEPTH}, "
-         f"{sum(r != 'in-distribution' for r in bucket_roles.values())} held-out buckets of ≤ {S['eval_size']} puzzles")
-evidence = (f"Spearman over the {len(LOOPED)} looped configurations, per seed: "
-            + "; ".join(f"{m} " + ", ".join(f"{r:.2f}" for r in rhos[m]) for m in AXES)
-            + (f" (undefined on some seed for {', '.join(undefined)}, every configuration scoring the same: those "
-               "parts are passed as not measured)" if undefined else "")
-            + f"; pooled over {len(measures)} (configuration, seed) points: "
-            + ", ".join(f"{m} {correlations[m]:.2f}" for m in AXES)
-            + f"; chance (a random legal move) {held_out_chance:.3f}, best looped configuration {best} "
-            f"{mean_std_text(accuracy[best])} (mean ± std over seeds); {description}")
-DEVIATIONS = ("chess-lichess-sample", "chess-rating-buckets", "chess-mined-selfplay", "chess-mined-rule",
-              "chess-square-tokens", "chess-recipe", "looped-internal-recall")
-entry = run.add_claim("L4.chess", parts={TRACKS[m]: None if m in undefined else rhos[m] for m in AXES},
-                      gates={"above_chance": above_chance.min()}, evidence=f"{scale}: {evidence}",
-                      deviations=DEVIATIONS)
-display(Markdown(summary(entry)))
-wall_table = pd.Series(wall, name="seconds").rename_axis("stage").round(1).to_frame()
-wall_table.loc["notebook so far"] = round(time.time() - run.started, 1)
-run.add_table("wall_time", wall_table)
-run.write()
-wall_table
+describe = looped.describe_configurations(measures, LOOPED, {
+    "held-out accuracy": "held-out", f"reached @{S.horizons[-1] // M}M": "reached", "path spread": "path spread",
+    "spectral radius": "rho"})
+scale = (f"profile {study.profile}, {len(S.seeds)} seeds, {S.steps} steps, width {S.width}, M = {M}, read at {LAST}; "
+         f"trained on {len(split.train_set)} mined puzzles of depth ≤ {TRAIN_DEPTH}, "
+         f"{sum(r != 'in-distribution' for r in split.roles.values())} held-out buckets of ≤ {S.eval_size} puzzles")
+evidence = (f"{looped.tracking_evidence(rhos, correlations)}; chance (a random legal move) {held_out_chance:.3f}, best "
+            f"looped configuration {best} {mean_std_text(accuracy[best])} (mean ± std over seeds); {describe}")
+TRACKS = dict(zip(AXES, ("tracks_last_residual", "tracks_path_spread", "tracks_spectral_radius")))
+study.claim("L4.chess", parts={TRACKS[m]: looped.measured(rhos[m]) for m in AXES},
+            gates={"above_chance": above_chance.min()}, evidence=f"{scale}: {evidence}",
+            pipeline=(looped.train_zoo, looped.read_every_iteration, looped.read_at, chess.BucketScores.rows,
+                      looped.measure_stability, looped.spearman_by_seed, looped.seed_by_configuration),
+            deviations=("chess-lichess-sample", "chess-rating-buckets", "chess-mined-selfplay", "chess-mined-rule",
+                        "chess-square-tokens", "chess-recipe", "looped-internal-recall"))
+wall_time = looped.wall_time(study)
+study.write()
+wall_time

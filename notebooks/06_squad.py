@@ -41,51 +41,58 @@ FIGURES_DIR = "build/scratch/figures"  # and figures/, so a run by hand never ov
 CHECKPOINT_DIR = ""       # set to a folder to checkpoint every run and resume after a kill
 
 # %%
-import time
-from pathlib import Path
+from dataclasses import dataclass
 
 import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
-import torch
-import torch.nn.functional as F
-from IPython.display import Markdown, display
+from IPython.display import display
 
-from repro.data.batches import ShuffledBatches, in_order
+from repro import plots
 from repro.data.squad import MAX_ANSWER_TOKENS, best_spans, encode, load_dev, split_by_article, squad_scores
+from repro.experiments import fine_tuning as ft
+from repro.experiments.fine_tuning import FPSA, VANILLA
+from repro.experiments.paired import describe, difference
 from repro.models.minilm import span_extractor, tokenizer
-from repro.models.self_transformer import FixedPointAttentionConfig, fixed_point_aux, fixed_point_layers, swap_bert_attention
-from repro.nn import count_parameters
-from repro.profiles import device_for, resolve, settings
-from repro.results import Run, mean_std
-from repro.seeding import derive, rng, torch_seed
-from repro.train import TrainConfig, to_device, train
-from repro.verdicts import summary
+from repro.models.self_transformer import FixedPointAttentionConfig
+from repro.seeding import derive
+from repro.study import Settings, Study
+from repro.train import TrainConfig
 
-profile = resolve(PROFILE)
-device = device_for(profile)
+
+@dataclass(frozen=True)
+class SquadSettings(Settings):
+    steps: int
+    batch: int
+    lr: float
+    warmup_steps: int
+    max_length: int  # tokens per window
+    stride: int  # tokens shared by consecutive windows of one context
+    train_questions: int | None  # a fixed random subset of the training questions; None: all of them
+    eval_questions: int | None  # the same for the held-out questions
+    eval_batch: int
+
+
 # DEVIATION: [self-minilm-backbone] MiniLM (22.7M) instead of BERT-Base: the checkpoint that loads offline.
 # DEVIATION: [squad-window] the cpu profile's windows (128 tokens, stride 48) and a subset of held-out questions.
 # The cpu budget (about 10 minutes on 2 cores, 3 seeds) measured on an idle machine: a training step of 16 windows
 # of 128 tokens costs 1.7 s vanilla and 4.3 s FPSA; scoring 64 such windows 1.5 s vanilla and 6.2 s FPSA.
 # DEVIATION: [squad-recipe] the fine-tuning recipe is ours (the paper's is unknown); one recipe for every variant.
-# train_questions / eval_questions: a fixed random subset of the training / held-out questions (None = all of them).
-S = settings({
-    "smoke": dict(seeds=[0], steps=2, batch=4, lr=1e-4, warmup_steps=1, max_length=64, stride=16,
-                  train_questions=24, eval_questions=6, eval_batch=16),
-    "cpu":   dict(seeds=[0, 1, 2], steps=20, batch=16, lr=1e-4, warmup_steps=2, max_length=128, stride=48,
-                  train_questions=None, eval_questions=120, eval_batch=64),
-    "gpu":   dict(seeds=[0, 1, 2], steps=540, batch=32, lr=1e-4, warmup_steps=54, max_length=384, stride=128,
-                  train_questions=None, eval_questions=None, eval_batch=256),
-    "paper": dict(seeds=[0, 1, 2, 3, 4], steps=540, batch=32, lr=3e-5, warmup_steps=54, max_length=384, stride=128,
-                  train_questions=None, eval_questions=None, eval_batch=256),
-}, profile)
+SETTINGS = SquadSettings.per_profile(
+    smoke=dict(seeds=[0], steps=2, batch=4, lr=1e-4, warmup_steps=1, max_length=64, stride=16,
+               train_questions=24, eval_questions=6, eval_batch=16),
+    cpu=dict(seeds=[0, 1, 2], steps=20, batch=16, lr=1e-4, warmup_steps=2, max_length=128, stride=48,
+             train_questions=None, eval_questions=120, eval_batch=64),
+    gpu=dict(seeds=[0, 1, 2], steps=540, batch=32, lr=1e-4, warmup_steps=54, max_length=384, stride=128,
+             train_questions=None, eval_questions=None, eval_batch=256),
+    paper=dict(seeds=[0, 1, 2, 3, 4], steps=540, batch=32, lr=3e-5, warmup_steps=54, max_length=384, stride=128,
+               train_questions=None, eval_questions=None, eval_batch=256))
+study = Study("06_squad", PROFILE, SETTINGS, RESULTS_DIR, FIGURES_DIR, CHECKPOINT_DIR)
+S = study.settings
 FPSA_CONFIG = FixedPointAttentionConfig()
-VANILLA, FPSA, SWAPPED = "vanilla", "FPSA", "vanilla-trained, FPSA at inference"
+SWAPPED = "vanilla-trained, FPSA at inference"
 VARIANTS = [VANILLA, FPSA, SWAPPED]
-run = Run("06_squad", profile, device, seeds={"model_and_batches": S["seeds"]},
-          results_dir=RESULTS_DIR, figures_dir=FIGURES_DIR)
-print(f"profile {profile} on {run.provenance['device']}; settings: {S}")
+study.describe()
 
 
 # %% [markdown]
@@ -97,27 +104,20 @@ print(f"profile {profile} on {run.provenance['device']}; settings: {S}")
 # windows that overlap by the stride. A training window is labelled with the first and last token of the first answer,
 # or with `[CLS]` where the answer is not wholly inside it. A question's prediction is the best span over all its windows
 # (start ≤ end, at most 30 tokens, inside the context) by start + end logit, mapped back to the paragraph's text.
+# Look at the share of windows without the answer: the model must learn to give them a low span score.
 
 # %%
-def subset(examples: list, size: int | None, name: str) -> list:
-    """A fixed random subset of `size` examples (all where None), kept in file order."""
-    if size is None:
-        return examples
-    keep = torch.randperm(len(examples), generator=rng(name))[:size].sort().values
-    return [examples[i] for i in keep.tolist()]
-
-
 examples = load_dev()
 train_all, held_out_all = split_by_article(examples)
 held_out_titles = sorted({e.title for e in held_out_all})
 split = (pd.DataFrame([{"article": e.title, "part": "held out" if e.title in held_out_titles else "training"}
                        for e in examples]).value_counts().rename("questions").reset_index().sort_values(["part", "article"]))
-run.add_table("article_split", split.set_index("article"))
-train_examples = subset(train_all, S["train_questions"], "squad-train-questions")
-eval_examples = subset(held_out_all, S["eval_questions"], "squad-held-out-questions")
+study.table("article_split", split.set_index("article"))
+train_examples = ft.fixed_subset(train_all, S.train_questions, "squad-train-questions")
+eval_examples = ft.fixed_subset(held_out_all, S.eval_questions, "squad-held-out-questions")
 words = tokenizer()
-train_windows = encode(train_examples, words, S["max_length"], S["stride"])
-eval_windows = encode(eval_examples, words, S["max_length"], S["stride"])
+train_windows = encode(train_examples, words, S.max_length, S.stride)
+eval_windows = encode(eval_examples, words, S.max_length, S.stride)
 sizes = pd.DataFrame({"articles": [len({e.title for e in train_all}), len(held_out_titles)],
                       "questions in the part": [len(train_all), len(held_out_all)],
                       "questions used": [len(train_examples), len(eval_examples)],
@@ -125,9 +125,8 @@ sizes = pd.DataFrame({"articles": [len({e.title for e in train_all}), len(held_o
                       "windows without the answer": [int((train_windows.start_positions == 0).sum()),
                                                      int((eval_windows.start_positions == 0).sum())]},
                      index=pd.Index(["training", "held out"], name="part"))
-run.add_table("data", sizes)
 print("held-out articles:", ", ".join(held_out_titles))
-sizes
+study.table("data", sizes)
 
 
 # %% [markdown]
@@ -151,78 +150,31 @@ sizes
 #
 # One recipe for every run: AdamW (weight decay 0.01), linear warm-up then cosine decay, clipping at 1.0, the profile's
 # steps and batch, in fp32 (bf16 rounding, about 4·10⁻³ relative, would sit above FPSA's stopping tolerance of 10⁻³).
-# The batches are `ShuffledBatches` of the training windows seeded by the run's seed, so the two attentions of a seed
-# see identical batches; the answer head is initialised under a seed derived from the run's seed, identical too.
-# Evaluation runs every held-out window once and records, for FPSA, the evaluations of f per layer and window
-# (1 = the vanilla step only; the cap is 8).
+# `repro.experiments.fine_tuning.arms` runs the three rows of a seed: the batches are `ShuffledBatches` of the training
+# windows seeded by the run's seed, so the two attentions of a seed see identical batches; the answer head is initialised
+# under a seed derived from the run's seed, identical too. Evaluation runs every held-out window once, in file order, and
+# records, for FPSA, the evaluations of f per layer and window (1 = the vanilla step only; the cap is 8).
 
 # %%
-def span_loss(model, batch) -> torch.Tensor:
-    input_ids, attention_mask, token_type_ids, start, end = batch
-    return model(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids,
-                 start_positions=start, end_positions=end).loss
-
-
-def fit(name: str, seed: int, attention: FixedPointAttentionConfig | None):
-    with torch_seed(derive("squad-model", seed)):  # the same fresh answer head for both attentions of a seed
-        model = span_extractor(attention)
-    config = TrainConfig(steps=S["steps"], lr=S["lr"], warmup_steps=S["warmup_steps"], eval_every=max(1, S["steps"] // 8),
-                         checkpoint_every=max(1, S["steps"] // 4), amp=False, seed=seed)
-    checkpoint = Path(CHECKPOINT_DIR) / f"06_squad-{name}-{seed}.pt" if CHECKPOINT_DIR else None
-    result = train(model, span_loss, ShuffledBatches(train_windows.training_batches(), S["batch"], seed), config,
-                   checkpoint=checkpoint, device=device, description=f"{name} seed {seed}")
-    return model, result
-
-
-def predict(model) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor] | None, float]:
-    """Start and end logits of every held-out window (padded back to the window length); where the model has FPSA
-    layers, its (layer, window) evaluations of f, final residuals and convergence flags; and the seconds it took."""
-    model.eval()
-    width = eval_windows.input_ids.shape[1]
-    starts, ends, solver = [], [], []
-    started = time.time()
-    with torch.no_grad():
-        for batch in in_order(eval_windows.model_inputs(), S["eval_batch"]):
-            input_ids, attention_mask, token_type_ids = to_device(batch, device)
-            out = model(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids)
-            pad = (0, width - input_ids.shape[1])
-            starts.append(F.pad(out.start_logits.float(), pad).cpu())
-            ends.append(F.pad(out.end_logits.float(), pad).cpu())
-            if fixed_point_layers(model):
-                aux = fixed_point_aux(model)
-                solver.append([aux[key].cpu() for key in ("iterations", "residuals", "converged")])
-    seconds = time.time() - started
-    solver = [torch.cat(parts, dim=1) for parts in zip(*solver)] if solver else None
-    return torch.cat(starts), torch.cat(ends), solver, seconds
-
-
 scores, layer_rows, curves = [], [], []
-
-
-def record(variant: str, seed: int, model, train_seconds: float) -> None:
-    start, end, solver, seconds = predict(model)
-    answers = best_spans(start, end, eval_windows, eval_examples, MAX_ANSWER_TOKENS)
-    scores.append({"variant": variant, "seed": seed, **squad_scores(answers, eval_examples),
-                   "train_seconds": train_seconds, "eval_seconds": seconds})
-    if solver is not None:
-        layer_rows.extend({"variant": variant, "seed": seed, "layer": layer, "iterations": count, "residual": r,
-                           "converged": done}
-                          for layer, per_layer in enumerate(zip(*(t.tolist() for t in solver)), start=1)
-                          for count, r, done in zip(*per_layer))
-
-
-for seed in S["seeds"]:
-    for name, attention in ((VANILLA, None), (FPSA, FPSA_CONFIG)):
-        model, result = fit(name, seed, attention)
-        curves += [{"variant": name, "seed": seed, **row} for row in result.history]
-        record(name, seed, model, result.wall_seconds)
-        if attention is None:
-            swap_bert_attention(model, FPSA_CONFIG)  # in place: the trained vanilla weights, FPSA at inference
-            record(SWAPPED, seed, model, 0.0)
-print(f"{count_parameters(model):,} parameters in every variant")
-scores, layer_rows, curves = pd.DataFrame(scores), pd.DataFrame(layer_rows), pd.DataFrame(curves)
-run.add_table("per_seed", scores.set_index(["variant", "seed"]))
-scores
+for seed in S.seeds:
+    config = TrainConfig(steps=S.steps, lr=S.lr, warmup_steps=S.warmup_steps, eval_every=max(1, S.steps // 8),
+                         checkpoint_every=max(1, S.steps // 4), amp=False, seed=seed)
+    design = ft.Design(span_extractor, derive("squad-model", seed), ft.span_loss, train_windows.training_batches(),
+                       S.batch, stream=seed, config=config, eval_set=eval_windows.model_inputs(),
+                       eval_batch=S.eval_batch, forward=ft.span_logits(eval_windows.input_ids.shape[1]),
+                       device=study.device, by_length=False, label=f"seed {seed}",
+                       checkpoint=lambda variant: study.checkpoint(variant, seed))
+    for arm in ft.arms(design, FPSA_CONFIG, swapped=SWAPPED):
+        answers = best_spans(*arm.prediction.outputs, eval_windows, eval_examples, MAX_ANSWER_TOKENS)
+        scores.append({"variant": arm.variant, "seed": seed, **squad_scores(answers, eval_examples),
+                       "train_seconds": arm.train_seconds, "eval_seconds": arm.prediction.seconds})
+        if arm.prediction.solver is not None:
+            layer_rows.append(ft.solves(arm.prediction.solver).assign(variant=arm.variant, seed=seed))
+        curves += [{"variant": arm.variant, "seed": seed, **row} for row in arm.training.history] if arm.training else []
+print(f"{arm.parameters:,} parameters in every variant")
+scores, layer_rows, curves = pd.DataFrame(scores), pd.concat(layer_rows, ignore_index=True), pd.DataFrame(curves)
+study.table("per_seed", scores.set_index(["variant", "seed"]))
 
 
 # %% [markdown]
@@ -235,13 +187,8 @@ scores
 # tolerance is 10⁻³). Times are per run (training, then one pass over the held-out windows).
 
 # %%
-def cell(values) -> str:
-    summary = mean_std(values)
-    return f"{summary['mean']:.1f} ± {summary['std']:.1f}"
-
-
 scope = (f"{len(eval_examples)} questions of the {len(held_out_titles)} held-out dev articles; MiniLM, "
-         f"{S['steps']} steps × {S['batch']} windows of {S['max_length']} tokens")
+         f"{S.steps} steps × {S.batch} windows of {S.max_length} tokens")
 BERT_BASE = {"EM": 80.8, "F1": 88.5}  # Devlin et al. (2019), Table 2: BERT-Base, SQuAD v1.1 dev
 comparison = [
     {"model": "SELF / FPSA (paper)", "source": "secondary summary, unverified", "SQuAD v1.1 EM": "not found",
@@ -252,84 +199,67 @@ comparison = [
 for variant in VARIANTS:
     rows = scores[scores.variant == variant]
     comparison.append({"model": f"ours: {variant}", "source": f"this notebook, seeds {sorted(rows.seed)}",
-                       "SQuAD v1.1 EM": cell(rows.exact_match), "SQuAD v1.1 F1": cell(rows.f1),
+                       "SQuAD v1.1 EM": ft.cell(rows.exact_match), "SQuAD v1.1 F1": ft.cell(rows.f1),
                        "SQuAD v2.0 F1": "not available here", "evaluated on": scope})
-comparison = pd.DataFrame(comparison).set_index("model")
-run.add_table("squad", comparison)
-display(comparison)
+display(study.table("squad", pd.DataFrame(comparison).set_index("model")))
 
-cap = FPSA_CONFIG.max_iterations
-variants = scores.groupby("variant", sort=False).agg(EM=("exact_match", cell), F1=("f1", cell),
+variants = scores.groupby("variant", sort=False).agg(EM=("exact_match", ft.cell), F1=("f1", ft.cell),
                                                      train_seconds=("train_seconds", "mean"),
                                                      eval_seconds=("eval_seconds", "mean")).round(1)
-if len(layer_rows):
-    pooled = layer_rows.groupby("variant")
-    variants["iterations median"] = pooled.iterations.median()
-    variants["iterations mean"] = pooled.iterations.mean().round(2)
-    variants["at cap"] = (1 - pooled.converged.mean()).round(3)
-    variants["residual median"] = pooled.residual.median()
-variants = variants.loc[VARIANTS]
-run.add_table("variants", variants)
-display(variants)
-
-per_layer = (layer_rows.groupby(["variant", "layer"])
-             .agg(iterations_median=("iterations", "median"), iterations_mean=("iterations", "mean"),
-                  at_cap=("converged", lambda done: 1 - done.mean()), residual_median=("residual", "median"))
-             .round({"iterations_mean": 2, "at_cap": 3}) if len(layer_rows) else pd.DataFrame())
-run.add_table("iterations_per_layer", per_layer)
-per_layer.unstack("variant") if len(per_layer) else per_layer
+variants = variants.join(ft.solver_summary(layer_rows, "variant")).loc[VARIANTS]
+display(study.table("variants", variants))
+per_layer = study.table("iterations_per_layer", ft.solver_summary(layer_rows, ["variant", "layer"], sep="_"))
+per_layer.unstack("variant")
 
 # %% [markdown]
+# The rows of a seed differ in the attention alone, so the gap between the vanilla and FPSA rows is the effect the claim is
+# about; the per-layer table says whether FPSA's solves converged before the cap.
+#
 # ## Figure: F1 per variant (one point per seed), FPSA's iterations and residuals per layer, training loss
 
 # %%
 fig, axes = plt.subplots(1, 4, figsize=(20, 4))
 sns.barplot(data=scores, x="variant", y="f1", order=VARIANTS, errorbar="sd", color="lightgrey", ax=axes[0])
 sns.stripplot(data=scores, x="variant", y="f1", order=VARIANTS, hue="seed", palette="dark", size=7, ax=axes[0])
-axes[0].set(xlabel="", ylabel="F1, held-out articles", title="SQuAD v1.1 F1 (bar: mean ± sd; points: seeds)")
+axes[0].set(xlabel="", ylabel="F1, held-out articles (×100)", title="SQuAD v1.1 F1 (bar: mean ± sd; points: seeds)")
 axes[0].tick_params(axis="x", labelsize=7)
-if len(layer_rows):
-    sns.pointplot(data=layer_rows, x="layer", y="iterations", hue="variant", errorbar="sd", dodge=0.3, ax=axes[1])
-    axes[1].axhline(cap, color="grey", lw=0.8, ls="--", label=f"cap ({cap})")
-    axes[1].set(ylabel="evaluations of f per window", ylim=(0, cap + 0.5),
-                title="FPSA iterations per layer (mean ± sd over windows)")
-    axes[1].legend(fontsize=7)
-    sns.boxplot(data=layer_rows, x="layer", y="residual", hue="variant", log_scale=True, fliersize=1, ax=axes[2])
-    axes[2].axhline(FPSA_CONFIG.tol, color="grey", lw=0.8, ls="--", label=f"tolerance ({FPSA_CONFIG.tol:g})")
-    axes[2].set(ylabel="relative residual where the loop stopped", title="FPSA residual per layer")
-    axes[2].legend(fontsize=7)
+plots.evaluations_per_layer(layer_rows, "variant", FPSA_CONFIG.max_iterations, axes[1], over="windows")
+sns.boxplot(data=layer_rows, x="layer", y="residual", hue="variant", log_scale=True, fliersize=1, ax=axes[2])
+axes[2].axhline(FPSA_CONFIG.tol, color="grey", lw=0.8, ls="--", label=f"tolerance ({FPSA_CONFIG.tol:g})")
+axes[2].set(xlabel="encoder layer", ylabel="relative residual where the loop stopped", title="FPSA residual per layer")
+axes[2].legend(fontsize=7)
 sns.lineplot(data=curves, x="step", y="train_loss", hue="variant", errorbar="sd", ax=axes[3])
-axes[3].set(ylabel="training loss (mean since the previous point)", title="fine-tuning loss (mean ± sd over seeds)")
+axes[3].set(xlabel="training step", ylabel="training loss (mean since the previous point)",
+            title="fine-tuning loss (mean ± sd over seeds)")
 fig.tight_layout()
-run.save_figure(fig, "f1_iterations")
+study.figure(fig, "f1_iterations")
 
 # %% [markdown]
+# Read the first panel for the paired F1 gap, the second and third for whether FPSA's loops stopped by the tolerance or by
+# the cap, and the last for how far fine-tuning got in its steps.
+#
 # ## Verdicts
 
 # %%
 f1_by = scores.pivot(index="seed", columns="variant", values="f1")
-difference = f1_by[FPSA] - f1_by[VANILLA]  # paired by seed, in seed order
-gap = mean_std(difference)
+gain = difference(scores, "f1", FPSA, VANILLA)  # paired by seed, in seed order
 # The variants table's "at cap", per seed then averaged (every seed scores the same windows, so it equals the pooled share).
 fpsa_at_cap = (1 - layer_rows[layer_rows.variant == FPSA].groupby("seed").converged.mean()).mean()
 iterations_note = (f"FPSA iterations per layer and window: median {variants.loc[FPSA, 'iterations median']:g}, "
                    f"mean {variants.loc[FPSA, 'iterations mean']:.2f}, at the cap {variants.loc[FPSA, 'at cap']:.1%} "
                    f"(median residual there {variants.loc[FPSA, 'residual median']:.1e}, tolerance {FPSA_CONFIG.tol:g})")
-evidence = (f"{scope}, profile {profile}: F1 FPSA {cell(f1_by[FPSA])} vs vanilla {cell(f1_by[VANILLA])} "
-            f"(paired difference {gap['mean']:+.2f} ± {gap['std']:.2f} over {gap['n']} seed{'s' * (gap['n'] > 1)}; "
-            f"FPSA at inference only on the vanilla model {cell(f1_by[SWAPPED])}); {iterations_note}. "
-            f"The paper's 95.2 is at BERT-Base scale on the full training set and is not comparable.")
+evidence = (f"{scope}, profile {study.profile}: F1 FPSA {ft.cell(f1_by[FPSA])} vs vanilla {ft.cell(f1_by[VANILLA])} "
+            f"(paired difference {describe(gain)}; FPSA at inference only on the vanilla model {ft.cell(f1_by[SWAPPED])}); "
+            f"{iterations_note}. The paper's 95.2 is at BERT-Base scale on the full training set and is not comparable.")
 DEVIATIONS = ("self-minilm-backbone", "squad-dev-split", "squad-window", "squad-recipe", "self-injected-map",
               "self-example-stop", "self-solver-settings", "self-neumann-gradient", "self-post-ln-loop")
-entries = [
-    run.add_claim("S2.squad_v1_1", parts={"f1_gain": difference},
-                  gates={"vanilla_f1": f1_by[VANILLA].mean(), "fpsa_converges": fpsa_at_cap},
-                  evidence=evidence, deviations=DEVIATIONS),
-    run.add_claim("S2.squad_v2_0", not_attempted="SQuAD v2.0 is not available here: no obtainable copy (data manifest)."),
-]
-for entry in entries:
-    display(Markdown(summary(entry)))
-run.write()
+study.claim("S2.squad_v1_1", parts={"f1_gain": gain},
+            gates={"vanilla_f1": f1_by[VANILLA].mean(), "fpsa_converges": fpsa_at_cap}, evidence=evidence,
+            deviations=DEVIATIONS, pipeline=(ft.arms, ft.fine_tune, ft.predict, best_spans, squad_scores, ft.solves,
+                                             difference))
+study.claim("S2.squad_v2_0", not_attempted="SQuAD v2.0 is not available here: no obtainable copy (data manifest).",
+            pipeline=(load_dev,))  # the loader of the only SQuAD data here, v1.1 dev
+study.write()
 
 # %% [markdown]
 # ## Scale of this study

@@ -17,6 +17,7 @@ RESULTS_DIR = "results"
 FIGURES_DIR = "figures"
 STATUS_FILE = ""   # build/status.json of the last `make reproduce`, if any
 BANNER = ""        # shown above everything (a smoke run says that its verdicts mean nothing)
+SOURCE_ROOT = ".."  # the repository root as seen from the report's folder: where its links to code point
 
 # %%
 import html
@@ -71,6 +72,16 @@ def gate_cell(gate: dict) -> str:
     return f"{html.escape(gate['key'])} {html.escape(gate['op'])} {gate['threshold']:g}: {measured}"
 
 
+def from_cell(stem: str, provenance: dict, entry: dict) -> str:
+    """The rendered notebook, its source, and the library functions that measured the claim (`pipeline`; result files
+    written before the field existed name none)."""
+    functions = "".join(f'<br><a href="{SOURCE_ROOT}/{html.escape(f["source"])}"><code>{html.escape(f["function"])}</code></a> '
+                        f'(line {f["line"]})' for f in entry.get("pipeline") or [])
+    return (f'<a href="{stem}.html">{stem}</a> (<a href="#{stem}">its tables and figures</a>, '
+            f'<a href="{SOURCE_ROOT}/notebooks/{stem}.ipynb">source</a>), {provenance["profile"]}, '
+            f'<code>{provenance["git_sha"][:8]}</code>{functions}')
+
+
 def badge(verdict: str) -> str:
     colour = VERDICT_COLOURS[verdict.split(" (")[0]]
     return (f'<span style="background:{colour};color:white;padding:1px 7px;border-radius:9px;white-space:nowrap">'
@@ -89,7 +100,8 @@ def badge(verdict: str) -> str:
 # *parts* (the deciding quantities, pre-registered in `repro/claims.py`) show their mean over seeds, their 95% interval
 # and the margin the claim needs; its *gates* (the competence its evidence must show first) show their measured value and
 # whether they passed. The verdict is decided by `repro/verdicts.py` and re-decided here from the stored per-seed values.
-# The deviations log comes next, then one section per notebook.
+# Its *from* column links the rendered notebook that produced the result, the notebook's source and the library
+# functions that measured it. The deviations log comes next, then one section per notebook.
 
 # %% [markdown]
 # ## Claims
@@ -134,9 +146,7 @@ for spine in CLAIMS:
             "gates": "<br>".join(map(gate_cell, entry["gates"])) if entry else "",
             "verdict": badge(verdict),
             "why": html.escape("; ".join(entry["reasons"])) if entry else "no result file",
-            "from": (f'<a href="{stem}.html">{stem}</a> (<a href="#{stem}">its tables and figures</a>), '
-                     f'{provenance["profile"]}, '
-                     f'<code>{provenance["git_sha"][:8]}</code>') if entry else spine.notebook,
+            "from": from_cell(stem, provenance, entry) if entry else spine.notebook,
             "deviations": f'<a href="#Deviations-log">{len(entry["deviations"])}</a>' if entry else "",
         })
 claims_table = pd.DataFrame(rows)
@@ -149,7 +159,7 @@ display(Markdown(f"{len(claims_table)} claim rows over {len(CLAIMS)} spine claim
 display(HTML("<p><b>Sources of the paper values</b></p><ol>" + "".join(
     f'<li id="source-{n}">{html.escape(text)}</li>' for n, text in enumerate(sources, 1)) + "</ol>"
              + "<p>The notes these sources refer to: " + ", ".join(
-                 f'<a href="../docs/{name}">{name}</a>' for name in
+                 f'<a href="{SOURCE_ROOT}/docs/{name}">{name}</a>' for name in
                  ("DESIGN.md", "papers/adatape.md", "papers/looped-fixed-point.md", "papers/self-transformer.md")) + ".</p>"))
 
 # %% [markdown]

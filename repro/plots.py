@@ -4,6 +4,9 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 
+# One style for every figure of the study: seaborn's white grid at notebook scale, the colour-blind palette.
+sns.set_theme(style="whitegrid", context="notebook", palette="colorblind", font_scale=0.85)
+
 VERDICT_COLOURS = {"reproduced": "#1a9850", "partially": "#f39c12", "not reproduced": "#d73027",
                    "inconclusive": "#7f7f7f", "not attempted": "#c7c7c7"}
 
@@ -47,10 +50,6 @@ def forest(entries: list[dict]):
     fig.legend(handles=handles, loc="upper center", ncol=len(handles), fontsize=7, frameon=False)
     fig.tight_layout(rect=(0, 0, 1, 1 - 0.5 / fig.get_figheight()), h_pad=0.15)
     return fig
-
-
-# One style for every figure of the study: seaborn's white grid at notebook scale, the colour-blind palette.
-sns.set_theme(style="whitegrid", context="notebook", palette="colorblind", font_scale=0.85)
 
 
 def panels(count: int, width: float = 4.2, height: float = 3.6, sharey: bool = True):
@@ -125,3 +124,67 @@ def selection_heatmap(share, ax, title: str, label: str = "share of selections")
                 yticklabels=False)
     ax.set(title=title, xlabel="patch column", ylabel="patch row")
     return ax
+
+
+def evaluations_per_layer(frame: pd.DataFrame, hue: str, cap: int, ax, y: str = "iterations", over: str = "examples"):
+    """FPSA's evaluations of f per layer (the column "layer"), mean ± sd over `over`, one line per `hue`, the
+    iteration cap dashed: a layer on the cap ran every allowed evaluation without converging."""
+    sns.pointplot(data=frame, x="layer", y=y, hue=hue, errorbar="sd", dodge=0.3, ax=ax)
+    ax.axhline(cap, color="grey", lw=0.8, ls="--", label=f"cap ({cap})")
+    ax.set(xlabel="encoder layer", ylabel=f"evaluations of f (mean ± sd over {over})", ylim=(0, cap + 0.5),
+           title="FPSA evaluations per layer")
+    ax.legend(fontsize=7)
+    return ax
+
+
+def against_stability(measures: pd.DataFrame, axes: dict[str, str], y: str, ylabel: str, hue_order=None):
+    """`y` against each stability axis (column -> scale), one point per (configuration, seed), one panel per axis;
+    on the spectral radius the line rho = 1 (left of it the fixed point attracts)."""
+    fig, panel_axes = panels(len(axes))
+    for ax, (measure, scale) in zip(panel_axes, axes.items()):
+        sns.scatterplot(data=measures.reset_index(), x=measure, y=y, hue="model", hue_order=hue_order, style="model",
+                        ax=ax, s=60)
+        ax.set(xscale=scale, xlabel=f"{measure} (median over inputs)", ylabel=ylabel)
+        if measure == "spectral radius":
+            ax.axvline(1.0, color="grey", lw=0.8, ls="--")
+    return finish(fig, panel_axes)
+
+
+def iterations_by_group(frame: pd.DataFrame, metrics: dict[str, str], residuals: pd.DataFrame, trained_at: int,
+                        looped: list, reference: str, panel: str = "role", order: list | None = None):
+    """One row per metric (column -> label), one panel per value of `panel`: the looped models' metric against the
+    test-time iteration count (log scale, mean ± sd over seeds), the reference's one-depth value dashed, the training
+    count dotted; a last panel holds the median relative residual of every looped iteration (log scale). `order`:
+    the panels' values in order (default: as they first appear)."""
+    keys = order or list(dict.fromkeys(frame[panel]))
+    fig, grid = plt.subplots(len(metrics), len(keys) + 1, figsize=(4 * (len(keys) + 1), 3.8 * len(metrics)),
+                             squeeze=False)
+    for row, (metric, label) in enumerate(metrics.items()):
+        for ax, key in zip(grid[row], keys):
+            data = frame[frame[panel] == key]
+            over_seeds(data[data.model.isin(looped)], "iterations", metric, "model", "test-time iterations", label,
+                       ax, hue_order=looped, xscale="log")
+            ax.get_legend().remove()
+            ax.axhline(data[data.model == reference][metric].mean(), color="black", lw=0.8, ls="--")
+            ax.axvline(trained_at, color="grey", lw=0.8, ls=":")
+            ax.set(title=str(key), ylim=(-0.02, 1.02))
+        grid[row, -1].axis("off")
+    ax = grid[0, -1]
+    ax.axis("on")
+    over_seeds(residuals, "iterations", "median residual", "model", "test-time iterations",
+               "median relative residual", ax, hue_order=looped, xscale="log")
+    ax.set(yscale="log", title="residual ||z_t - z_{t-1}|| / ||z_{t-1}||")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1))
+    fig.tight_layout()
+    return fig
+
+
+def learning_curves_by_metric(curves: pd.DataFrame, metrics: dict[str, str], hue: str = "model", hue_order=None,
+                              title: str = "held-out learning curve"):
+    """One panel per metric (column -> label, each on its own y scale: a loss beside an accuracy), each against the
+    training step, mean ± sd over seeds."""
+    fig, axes = panels(len(metrics), width=5.0, sharey=False)
+    for ax, (metric, label) in zip(axes, metrics.items()):
+        over_seeds(curves, "step", metric, hue, "training step", label, ax, hue_order=hue_order)
+        ax.set_title(f"{title}: {label}", fontsize=9)
+    return finish(fig, axes)

@@ -12,6 +12,7 @@ the report shows it, and the exit code is 1.
 """
 
 import argparse
+import os
 import ast
 import json
 import sys
@@ -100,8 +101,10 @@ def run_study(stems: list[str], profile: str, output_dir: Path, parameters: dict
 
 
 def build_report(output_dir: Path, report_dir: Path, parameters: dict) -> None:
-    """Execute 99_report and render it, without its code, as `report_dir/index.html`."""
-    executed = execute(REPORT_NOTEBOOK, output_dir, parameters)
+    """Execute 99_report and render it, without its code, as `report_dir/index.html`; its links to the notebooks and
+    the library are relative to `report_dir`, so they work wherever the report is written."""
+    source_root = os.path.relpath(ROOT, report_dir.resolve())
+    executed = execute(REPORT_NOTEBOOK, output_dir, parameters | {"SOURCE_ROOT": source_root})
     render(executed, report_dir / "index.html", code=False)
     print(f"[reproduce] report: {report_dir / 'index.html'}")
 

@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 import torch
 
-from repro.experiments.paired import describe, difference, runs, solver_spend
+from repro.experiments.paired import describe, difference, runs, solver_spend, spend
 from repro.models.self_transformer import FixedPointAttentionConfig, swap_self_attention
 from repro.models.vit import ViT, ViTConfig
 
@@ -44,3 +44,8 @@ def test_solver_spend_reads_the_fpsa_layers_and_is_empty_without_them():
         model(torch.randn(3, 1, 8, 8))
     spend = solver_spend(model)
     assert spend["evaluations"] == 1 and spend["median evaluations"] == 1 and 0 <= spend["at cap"] <= 1
+
+
+def test_spend_counts_a_solve_converged_at_its_last_evaluation_as_not_at_the_cap():
+    solver = {"iterations": torch.tensor([[2, 2], [1, 2]]), "converged": torch.tensor([[True, False], [True, False]])}
+    assert spend(solver) == {"evaluations": 1.75, "median evaluations": 2.0, "at cap": 0.5}

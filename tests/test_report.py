@@ -1,6 +1,7 @@
 """The committed report reads on a fresh clone: every link and image resolves, and a browser renders it."""
 
 import base64
+import json
 import shutil
 import subprocess
 from html.parser import HTMLParser
@@ -9,7 +10,9 @@ from pathlib import Path
 import pytest
 
 from repro import ROOT
-from repro.reproduce import REPORT_DIR, study_notebooks
+from repro.experiments import parity
+from repro.reproduce import REPORT_DIR, build_report, study_notebooks
+from repro.results import where
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -75,3 +78,35 @@ def test_headless_chromium_renders_the_report_and_saves_a_screenshot():
     subprocess.run(browser + ["--window-size=1400,2400", f"--screenshot={shot}", page], capture_output=True,
                    timeout=120, check=True)
     assert shot.read_bytes()[:8] == PNG_SIGNATURE
+
+
+def test_a_claim_row_links_its_notebook_source_and_the_library_functions_that_measured_it(tmp_path):
+    """A result carrying `pipeline` gets one link per function to its source file; one written before the field
+    existed (the committed results) gets none, and no error. The links are relative to the report's folder, so they
+    resolve wherever the report is written (here: outside the repository)."""
+    results = tmp_path / "results"
+    results.mkdir()
+    document = json.loads((ROOT / "results" / "01_parity.json").read_text())
+    pipeline = [where(parity.per_seed), where(parity.first_solved)]
+    odd = {"function": "repro.experiments.parity.<locals>.inner", "source": pipeline[0]["source"], "line": 1}
+    for entry in document["claims"]:
+        entry["pipeline"] = [*pipeline, odd]
+    (results / "01_parity.json").write_text(json.dumps(document))
+    older = json.loads((ROOT / "results" / "02_prefix_sums.json").read_text())
+    for entry in older["claims"]:
+        entry.pop("pipeline", None)
+    (results / "02_prefix_sums.json").write_text(json.dumps(older))
+    build_report(tmp_path / "build", tmp_path / "report",
+                 {"RESULTS_DIR": str(results), "FIGURES_DIR": str(tmp_path / "figures")})
+    page = tmp_path / "report" / "index.html"
+    links = references(page).links
+    at = {link: (page.parent / link).resolve() for link in links if not link.startswith(("http", "#"))}
+    library = [link for link in links if link in at and at[link].suffix == ".py"]
+    assert ROOT / "repro" / "experiments" / "parity.py" in {at[link] for link in library}
+    assert all(at[link].is_file() for link in library), library
+    for stem in ("01_parity", "02_prefix_sums"):
+        assert ROOT / "notebooks" / f"{stem}.ipynb" in at.values()
+    # Two claims of 01_parity, three functions each; the older result file names none.
+    assert len(library) == 3 * len(document["claims"])
+    text = page.read_text()
+    assert "repro.experiments.parity.per_seed" in text and "&lt;locals&gt;" in text and "<locals>" not in text

@@ -3,12 +3,14 @@
 Every SELF-Transformer notebook (GLUE, SQuAD, images, vision-language) trains a vanilla and an FPSA model from the
 same initialisation seed on the same batches and scores both on the same examples, so the seed is the unit of
 replication and the verdict module reads one difference per seed. `runs` builds the tidy frame of such a design,
-`difference` reads the per-seed differences off it, and `solver_spend` records what FPSA spent on an evaluation.
+`difference` reads the per-seed differences off it, and `solver_spend` (`spend`, for solves gathered over several
+forwards) records what FPSA spent on an evaluation.
 """
 
 from typing import Callable, Iterable
 
 import pandas as pd
+import torch
 from torch import nn
 
 from repro.models.self_transformer import fixed_point_aux, fixed_point_layers
@@ -49,7 +51,13 @@ def solver_spend(model: nn.Module) -> dict:
     without FPSA layers."""
     if not fixed_point_layers(model):
         return {}
-    aux = fixed_point_aux(model)
-    evaluations = aux["iterations"].float()
+    return spend(fixed_point_aux(model))
+
+
+def spend(solver: dict[str, torch.Tensor]) -> dict:
+    """`solver_spend` of solves gathered over several forwards: "iterations" and "converged" as (layers, examples)
+    tensors, e.g. an evaluation set scored in batches (`repro.experiments.fine_tuning.predict`). A solve that reached
+    the tolerance at its last allowed evaluation converged: it does not count as stopped at the cap."""
+    evaluations = solver["iterations"].float()
     return {"evaluations": evaluations.mean().item(), "median evaluations": evaluations.median().item(),
-            "at cap": 1 - aux["converged"].float().mean().item()}
+            "at cap": 1 - solver["converged"].float().mean().item()}

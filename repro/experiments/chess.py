@@ -1,0 +1,297 @@
+"""The chess half of the looped study (notebook 04): the mined corpus split into a training pool and test buckets,
+the move readout and its metric, the puzzle stream, chance, and the small valid edit of the stability axes.
+
+A puzzle is read as 64 square tokens in the mover's frame; the model scores every square as part of the move or not,
+and its move is its two top squares. The metric accepts the solution and, where the solution mates in one, any other
+mate (`repro.data.chess.is_correct`); `accepted_moves` scores every legal move once, so that reading the metric after
+every test-time iteration is a table lookup rather than a chess engine call.
+"""
+
+from dataclasses import dataclass
+
+import chess
+import matplotlib.pyplot as plt
+import pandas as pd
+import seaborn as sns
+import torch
+
+from repro.data.chess import (RATING_EDGES, ChessPuzzles, bucket_labels, is_correct, load_lichess, load_mate_in_one,
+                              mover_frame, rating_buckets)
+from repro.data.chess_corpus import load_calibration, load_mined
+from repro.experiments.looped import ExtrapolationSettings, bucket_index, bucket_means
+from repro.plots import finish
+from repro.results import spearman
+from repro.seeding import rng
+from repro.study import bounded
+
+SQUARES = torch.arange(64)
+RANK, FILE = SQUARES // 8, SQUARES % 8
+# DEVIATION: [chess-square-tokens] 64 piece tokens with rank/file/diagonal embeddings and a shared-line attention score.
+STRUCTURE = (RANK.tolist(), FILE.tolist(), (RANK - FILE + 7).tolist(), (RANK + FILE).tolist())
+"""Rank, file, diagonal and anti-diagonal of every square: the lines along which rooks, bishops and queens move."""
+KINGS = (1, 7)
+"""The square tokens of the two kings (1 + their plane index)."""
+
+
+@dataclass(frozen=True)
+class ChessSettings(ExtrapolationSettings):
+    train_share: float = bounded(0, 1)
+    """The training depth limit is the smallest depth at or below which this share of the corpus lies."""
+    train_cap: int
+    eval_size: int
+    validation_size: int
+
+
+def square_tokens(puzzles: ChessPuzzles) -> torch.Tensor:
+    """(N, 64) token per square: 0 empty, 1 + plane index of the piece on it (mover's frame)."""
+    return (puzzles.boards.reshape(-1, 12, 64).long() * torch.arange(1, 13)[:, None]).sum(dim=1)
+
+
+def accepted_moves(puzzles: ChessPuzzles) -> torch.Tensor:
+    """(N, 64 * 64) bool: the (from, to) pairs `is_correct` accepts, found by scoring every legal move once,
+    so that the accuracy at every test-time iteration is a lookup."""
+    rows, moves = [], []
+    for row, fen in enumerate(puzzles.fens):
+        for move in mover_frame(chess.Board(fen)).legal_moves:
+            rows.append(row)
+            moves.append((move.from_square, move.to_square))
+    rows, moves = torch.tensor(rows), torch.tensor(moves)
+    ok = is_correct(puzzles.subset(rows), moves[:, 0], moves[:, 1])
+    accepted = torch.zeros(len(puzzles), 64 * 64, dtype=torch.bool)
+    accepted[rows[ok], moves[ok, 0] * 64 + moves[ok, 1]] = True
+    if not accepted[torch.arange(len(puzzles)), puzzles.from_squares * 64 + puzzles.to_squares].all():
+        raise ValueError("a puzzle's own solution is not accepted by is_correct")
+    return accepted
+
+
+def legal_moves(puzzles: ChessPuzzles) -> torch.Tensor:
+    """(N,) the number of legal moves in each puzzle's position."""
+    return torch.tensor([chess.Board(fen).legal_moves.count() for fen in puzzles.fens], dtype=torch.float)
+
+
+def both_squares_correct(logits: torch.Tensor, accepted: torch.Tensor) -> torch.Tensor:
+    """(N,) float: the two top-scoring squares are the from- and to-square of an accepted move (in either order)."""
+    a, b = (logits[..., 1] - logits[..., 0]).topk(2, dim=-1).indices.unbind(-1)
+    rows = torch.arange(len(a), device=a.device)
+    return (accepted[rows, a * 64 + b] | accepted[rows, b * 64 + a]).float()
+
+
+class PuzzleStream:
+    """`batch_at(step)`: a seeded draw of `batch` training puzzles, a pure function of (seed, step)."""
+
+    def __init__(self, puzzles: ChessPuzzles, batch: int, seed: int):
+        self.tokens, self.targets = square_tokens(puzzles), puzzles.target_map().long()
+        self.batch, self.seed = min(batch, len(puzzles)), seed
+
+    def batch_at(self, step: int):
+        index = torch.randint(len(self.tokens), (self.batch,), generator=rng("chess-batches", self.seed, step))
+        return self.tokens[index], self.targets[index]
+
+
+def concatenate(parts: list[ChessPuzzles]) -> ChessPuzzles:
+    """The puzzles of `parts` in order, as one set (without ratings, which not every source has)."""
+    tensors = ("boards", "from_squares", "to_squares", "white_to_move")
+    return ChessPuzzles(**{f: (torch.cat([getattr(t, f) for t in parts]) if f in tensors
+                               else sum((list(getattr(t, f)) for t in parts), []))
+                           for f in ("ids", "fens", "solutions") + tensors}, ratings=None)
+
+
+@dataclass
+class ChessSplit:
+    mined: ChessPuzzles
+    calibration: object
+    lichess: ChessPuzzles
+    mate_in_one: ChessPuzzles
+    train_depth: int
+    """d: training puzzles have depth <= d (and no mate longer than one move)."""
+    train_set: ChessPuzzles
+    validation_set: ChessPuzzles
+    stability_set: ChessPuzzles
+    tests: dict[tuple[str, str], ChessPuzzles]
+    """(source, bucket) -> its puzzles."""
+    roles: dict[tuple[str, str], str]
+    missing: list[str]
+    """Mined buckets the corpus holds no held-out puzzle for."""
+
+    @property
+    def buckets(self) -> list[tuple[str, str]]:
+        return list(self.tests)
+
+
+def mined_buckets(train_depth: int) -> list[str]:
+    """The mined test buckets; the first two are in-distribution."""
+    return [f"depth ≤ {train_depth}", "mate in 1", f"depth > {train_depth}", "mate in 2+"]
+
+
+def mined_bucket(puzzles: ChessPuzzles, train_depth: int) -> list[str]:
+    """Non-mates by depth, mates by mate distance."""
+    return [("mate in 1" if mate == 1 else "mate in 2+") if mate else
+            (f"depth ≤ {train_depth}" if depth <= train_depth else f"depth > {train_depth}")
+            for depth, mate in zip(puzzles.depths.tolist(), puzzles.mates.tolist())]
+
+
+def split(settings: ChessSettings, corpus_dir) -> ChessSplit:
+    """The training depth d is fixed by a rule, not by results: the smallest depth at or below which `train_share`
+    of the corpus lies. Test puzzles are drawn before the training pool, from a seeded order; the first
+    in-distribution bucket also gives the validation and stability sets."""
+    mined = load_mined(corpus_dir)            # raises, saying how to mine it, when there is no corpus
+    calibration = load_calibration(corpus_dir)
+    lichess = load_lichess()
+    mate_in_one = load_mate_in_one(settings.eval_size)
+    depth_counts = torch.bincount(mined.depths)
+    train_depth = int((depth_counts.cumsum(0) >= settings.train_share * len(mined)).nonzero()[0])
+    buckets = mined_buckets(train_depth)
+    labels = mined_bucket(mined, train_depth)
+    order = torch.randperm(len(mined), generator=rng("chess-split"))
+    held = {b: [i for i in order.tolist() if labels[i] == b] for b in buckets}
+    reserved = {b: settings.eval_size + (settings.validation_size + settings.stability_size if b == buckets[0] else 0)
+                for b in buckets}
+    test_rows = {b: rows[:reserved[b]] for b, rows in held.items()}
+    trainable = ((mined.depths <= train_depth) & (mined.mates <= 1)).tolist()
+    taken = {i for rows in test_rows.values() for i in rows}
+    train_rows = [i for i in order.tolist() if trainable[i] and i not in taken][:settings.train_cap]
+    rows_of = lambda rows: mined.subset(torch.tensor(rows, dtype=torch.long))
+    first, size = test_rows[buckets[0]], settings.eval_size
+    tests, roles = {}, {}
+    for b in buckets:
+        rows = test_rows[b][:size]
+        if rows:   # a small corpus may hold no long mates; the bucket is then left out, and said so
+            tests["mined", b] = rows_of(rows)
+            roles["mined", b] = "in-distribution" if b in buckets[:2] else "mined, harder"
+    lichess_bucket = rating_buckets(lichess)
+    for k, label in enumerate(bucket_labels()):
+        members = (lichess_bucket == k).nonzero().flatten()
+        members = members[torch.randperm(len(members), generator=rng("chess-lichess-test", k))][:size]
+        if len(members):
+            tests["Lichess", label] = lichess.subset(members)
+            roles["Lichess", label] = "real (Lichess)"
+    tests["BIG-bench", "mate in one"] = mate_in_one
+    roles["BIG-bench", "mate in one"] = "real (mate in one)"
+    train_set = rows_of(train_rows)
+    if set(train_set.fens) & {p for b, t in tests.items() if b[0] == "mined" for p in t.fens}:
+        raise ValueError("a mined test puzzle is in the training pool")
+    return ChessSplit(mined, calibration, lichess, mate_in_one, train_depth, train_set,
+                      rows_of(first[size:size + settings.validation_size]), rows_of(first[size + settings.validation_size:]),
+                      tests, roles, [b for b in buckets if ("mined", b) not in tests])
+
+
+def data_tables(split: ChessSplit) -> dict[str, pd.DataFrame]:
+    """The tables `datasets`, `mined_difficulty_distribution`, `test_buckets` and `lichess_rating_buckets`."""
+    mined = split.mined
+    datasets = pd.DataFrame([
+        {"set": "mined corpus", "puzzles": len(mined), "used for": "training and test"},
+        {"set": f"mined training pool (depth ≤ {split.train_depth}, no mate longer than 1)",
+         "puzzles": len(split.train_set), "used for": "training"},
+        {"set": "Lichess puzzles", "puzzles": len(split.lichess), "used for": "test"},
+        {"set": "BIG-bench mate-in-one (loaded)", "puzzles": len(split.mate_in_one), "used for": "test"},
+        {"set": "calibration (real puzzles analysed like mined ones)", "puzzles": len(split.calibration.ids),
+         "used for": "difficulty calibration, classical reference"},
+    ]).set_index("set")
+    distribution = pd.crosstab(pd.Series(mined.depths.numpy(), name="depth"),
+                               pd.Series(["no mate" if m == 0 else f"mate in {m}" if m < 4 else "mate in 4+"
+                                          for m in mined.mates.tolist()], name="mate"), margins=True)
+    tests = pd.DataFrame([{"source": s, "bucket": b, "role": split.roles[s, b], "puzzles": len(split.tests[s, b])}
+                          for s, b in split.buckets]).set_index(["source", "bucket"])
+    labels = bucket_labels()
+    ratings = pd.Series(torch.bincount(rating_buckets(split.lichess), minlength=len(labels)).numpy(), index=labels,
+                        name="Lichess puzzles").rename_axis("rating").to_frame()
+    return {"datasets": datasets,
+            "mined_difficulty_distribution": distribution.set_axis([str(c) for c in distribution.columns], axis=1),
+            "test_buckets": tests, "lichess_rating_buckets": ratings}
+
+
+def calibration_frame(split: ChessSplit) -> pd.DataFrame:
+    """One row per calibration puzzle (a real Lichess puzzle analysed like a mined one): its rating and rating
+    bucket, the depth and mate distance found, whether Stockfish solved it and whether it passes the puzzle test."""
+    calibration = split.calibration
+    frame = pd.DataFrame({"rating": calibration.ratings.numpy(), "depth": calibration.depths.numpy(),
+                          "mate": calibration.mates.numpy(), "solved": calibration.solved.numpy(),
+                          "puzzle": calibration.puzzles.numpy()})
+    labels = bucket_labels()
+    frame["rating bucket"] = pd.Categorical([labels[k] for k in torch.bucketize(
+        calibration.ratings, torch.tensor(RATING_EDGES), right=True).tolist()], labels)
+    return frame
+
+
+def classical_reference(cal: pd.DataFrame) -> pd.DataFrame:
+    """Stockfish's solve rate on the calibration puzzles per rating bucket (and over all): the classical reference."""
+    classical = cal.groupby("rating bucket", observed=False).agg(
+        puzzles=("rating", "size"), stockfish_solved=("solved", "mean"), passes_puzzle_test=("puzzle", "mean"),
+        median_depth=("depth", "median"), mates=("mate", lambda m: (m > 0).mean()))
+    classical.loc["all"] = [len(cal), cal.solved.mean(), cal.puzzle.mean(), cal.depth.median(), (cal.mate > 0).mean()]
+    return classical
+
+
+def calibration_tables(cal: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """The tables `calibration_depth_rating` (median rating per depth), `classical_reference` and
+    `calibration_summary` (Spearman of depth with rating, Stockfish's overall solve rate)."""
+    depth_rating = cal.groupby("depth").agg(puzzles=("rating", "size"), median_rating=("rating", "median"),
+                                             stockfish_solved=("solved", "mean"))
+    summary = pd.DataFrame([{"spearman(depth, rating)": spearman(cal.depth, cal.rating),
+                             "stockfish solved": cal.solved.mean(), "puzzles": len(cal)}])
+    return {"calibration_depth_rating": depth_rating.round(3), "classical_reference": classical_reference(cal).round(3),
+            "calibration_summary": summary}
+
+
+def difficulty_figure(split: ChessSplit, cal: pd.DataFrame, depth_spearman: float):
+    """The mined corpus by depth (the training limit dotted), rating against mined depth on the calibration
+    puzzles, and the ratings of the real Lichess puzzles with the bucket edges."""
+    fig, axes = plt.subplots(1, 3, figsize=(16, 3.8))
+    mined = pd.DataFrame({"depth": split.mined.depths.numpy(),
+                          "kind": ["mate" if m else "no mate" for m in split.mined.mates.tolist()]})
+    sns.countplot(data=mined, x="depth", hue="kind", order=range(1, mined.depth.max() + 1), ax=axes[0])
+    axes[0].axvline(split.train_depth - 0.5, color="grey", ls=":")   # depth d sits at position d - 1
+    axes[0].set(title=f"mined corpus ({len(mined)} puzzles): depth found and kept", ylabel="puzzles", yscale="log")
+    sns.boxplot(data=cal, x="depth", y="rating", color="lightsteelblue", ax=axes[1])
+    axes[1].set(title=f"calibration: rating per mined depth (Spearman {depth_spearman:.2f})", ylabel="Lichess rating")
+    sns.histplot(split.lichess.ratings.numpy(), bins=40, ax=axes[2])
+    for edge in RATING_EDGES:
+        axes[2].axvline(edge, color="grey", lw=0.8, ls=":")
+    axes[2].set(title=f"{len(split.lichess)} real Lichess puzzles: rating and buckets", xlabel="rating", ylabel="puzzles")
+    return finish(fig, axes, legend_axis=0)
+
+
+class BucketScores:
+    """Every test bucket in one batch, its accepted moves and its chance; `rows(logits)` scores each bucket."""
+
+    def __init__(self, split: ChessSplit, device: torch.device):
+        self.split = split
+        puzzles = concatenate(list(split.tests.values()))
+        self.tokens, self.accepted = square_tokens(puzzles).to(device), accepted_moves(puzzles).to(device)
+        # Chance: the score of a uniformly random legal move, exactly (accepted moves / legal moves, per puzzle).
+        self.chance = self.accepted.sum(dim=1).cpu() / legal_moves(puzzles)
+        self.bucket_of = bucket_index(split.tests).to(device)
+
+    def rows(self, logits: torch.Tensor) -> list[dict]:
+        accuracy = bucket_means(both_squares_correct(logits, self.accepted), self.bucket_of, len(self.split.tests))
+        return [{"source": s, "bucket": b, "role": self.split.roles[s, b], "accuracy": accuracy[k]}
+                for k, (s, b) in enumerate(self.split.tests)]
+
+    def bucket_chance(self) -> pd.Series:
+        """Chance per bucket: the mean over its puzzles of the exact score of a random legal move."""
+        bucket_of = self.bucket_of.cpu()
+        return pd.Series([self.chance[bucket_of == k].mean().item() for k in range(len(self.split.tests))],
+                         index=pd.MultiIndex.from_tuples(self.split.buckets))
+
+
+def removable_pieces(puzzles: ChessPuzzles) -> tuple[torch.Tensor, torch.Tensor]:
+    """(tokens, removable) of the puzzles that have a piece the stability edit may remove: neither king nor a piece
+    on the move's squares, so the position stays legal-looking and the move stays on the board."""
+    tokens = square_tokens(puzzles)
+    on_move = torch.zeros_like(tokens, dtype=torch.bool)
+    on_move[torch.arange(len(puzzles)), puzzles.from_squares] = True
+    on_move[torch.arange(len(puzzles)), puzzles.to_squares] = True
+    removable = (tokens > 0) & (tokens != KINGS[0]) & (tokens != KINGS[1]) & ~on_move
+    keep = removable.any(dim=1)
+    return tokens[keep], removable[keep]
+
+
+def remove_one_piece(tokens: torch.Tensor, removable: torch.Tensor, stream_seed: int, seed: int,
+                     device: torch.device):
+    """The small valid edit of the stability axes: one removable piece of every position taken off, drawn at random.
+    Returns (tokens, edited tokens, the generator that drew the edit)."""
+    generator = rng("chess-stability", stream_seed, seed)
+    square = (torch.rand(removable.shape, generator=generator) * removable).argmax(dim=1)
+    edited = tokens.clone()
+    edited[torch.arange(len(edited)), square] = 0
+    return tokens.to(device), edited.to(device), generator

@@ -1,0 +1,350 @@
+"""The cost of fixed-point self-attention (FPSA) against vanilla attention (notebook 10): refinement steps, FLOPs and
+latency on real text, time against sequence length, and the memory a training step keeps as the iteration cap grows.
+
+S6 reports how much FPSA spends (a median of 3-6 refinement steps, about 1.6x the GFLOPs and 1.3-1.4x the latency of
+the vanilla encoder, time sublinear in length, training memory constant under implicit differentiation). A fixed
+model is measured, so the replicates are corpora, length set-ups or caps, not seeds. The measurements themselves are
+`repro.cost`'s (FLOPs counted on the operations run, latency after warm-up, saved-for-backward bytes); this module
+assembles them:
+
+- `load_text` draws the seeded text sample (SST-2 sentences, STS-B pairs, SQuAD contexts), `text_cost` runs every
+  batch through the vanilla model and its FPSA twin at each solver: one row per (corpus, solver, layer, example) of
+  refinement steps and one row per batch of FLOPs and times; `steps_tables` and `text_cost_table` summarise them;
+- `text_windows` and `random_tokens` feed `repro.cost.length_sweep`, `slopes_table` fits the power laws;
+- `memory_sweep` measures one training step per gradient and cap at tolerance 0, `gradient_cosines` checks the
+  implicit gradient against backpropagation through an unrolled solve, `memory_growth` reads the claim's parts.
+"""
+
+import copy
+import time
+from dataclasses import dataclass
+
+import matplotlib.pyplot as plt
+import pandas as pd
+import seaborn as sns
+import torch
+from torch import nn
+
+from repro import plots
+from repro.cost import PowerLaw, fit_power_law, forward_cost, training_memory
+from repro.data import glue, squad
+from repro.data.batches import in_order
+from repro.models.self_transformer import GRADIENTS, FixedPointAttentionConfig, fixed_point_aux, swap_bert_attention
+from repro.seeding import derive, rng, torch_seed
+from repro.study import Settings, bounded
+
+# DEVIATION: [self-solver-settings] default solver: the authors' damping 0.5 and cap 8, their code's tolerance 1e-3.
+DEFAULT = FixedPointAttentionConfig()
+BASE = f"FPSA, cap {DEFAULT.max_iterations}"
+"""The default solver's name in every frame and table."""
+PAPER = {"steps": (3, 6), "flops": (1.6, 1.6), "latency": (1.3, 1.4)}
+"""The paper's numbers (repro.claims, S6) as [low, high]: median refinement steps; GFLOPs and latency over vanilla."""
+KEYS = ("input_ids", "attention_mask", "token_type_ids")
+MIB = 2 ** 20
+
+
+@dataclass(frozen=True)
+class ScalingSettings(Settings):
+    """The cost study's settings: the text sample and its batches, the solver's large cap, the timing repeats, the
+    length sweeps of MiniLM and of the random-init encoder, and the training-memory batch and caps. `seeds` holds the
+    one seed of the text sample, of the random encoder and its tokens, and of the dropout masks."""
+    sst2: int  # SST-2 dev sentences sampled
+    stsb: int  # STS-B dev sentence pairs sampled
+    squad: int  # SQuAD dev contexts sampled
+    max_tokens: int  # truncation of the sampled texts
+    batch: int
+    large_cap: int  # the second solver's most evaluations per layer
+    text_repeats: int  # timed forwards per batch
+    warmup: int = bounded(0)  # untimed forwards after the FLOP-counting one
+    minilm_lengths: tuple[int, ...]  # sequence lengths of the MiniLM sweep, at most its 512 positions
+    minilm_batch: int
+    encoder: dict  # `repro.cost.reference_encoder` keywords
+    encoder_lengths: tuple[int, ...]  # sequence lengths of the random-init encoder's sweep
+    encoder_batch: int
+    sweep_repeats: int  # timed forwards per length and model
+    memory_caps: tuple[int, ...]  # iteration caps of the training-memory sweep
+    memory_batch: int
+    memory_length: int  # tokens per window of the training step
+
+    def __post_init__(self):
+        super().__post_init__()
+        if len(self.seeds) != 1:
+            raise ValueError(f"setting seeds: the cost study measures one fixed model, give one seed, got {self.seeds}")
+
+    @property
+    def seed(self) -> int:
+        return self.seeds[0]
+
+    def solvers(self) -> dict[str, FixedPointAttentionConfig]:
+        """{name: config} of the default solver and of the same solver with the large cap."""
+        return {f"FPSA, cap {c.max_iterations}": c for c in (DEFAULT, FixedPointAttentionConfig(max_iterations=self.large_cap))}
+
+
+def check_positions(settings: ScalingSettings, model: nn.Module) -> None:
+    """MiniLM runs only as long as its position table; longer lengths belong to the random-init encoder."""
+    positions = model.config.max_position_embeddings
+    if max(settings.minilm_lengths + (settings.max_tokens, settings.memory_length)) > positions:
+        raise ValueError(f"MiniLM has {positions} positions; longer lengths belong to the random-init encoder")
+
+
+def pick(items: list, count: int, name: str, seed: int) -> list:
+    """`count` items drawn without replacement by the stream ("scaling-text", name, seed)."""
+    order = torch.randperm(len(items), generator=rng("scaling-text", name, seed))[:count]
+    return [items[i] for i in order.tolist()]
+
+
+def load_text(settings: ScalingSettings) -> tuple[dict[str, tuple[list, list | None]], list[str]]:
+    """({corpus: (first texts, second texts or None)} of the seeded sample; every SQuAD dev context once, in file
+    order, which the length sweep reads as one stream of tokens)."""
+    S = settings
+    contexts = list(dict.fromkeys(example.context for example in squad.load_dev()))
+    sst2, stsb = glue.load("SST-2", "dev"), glue.load("STS-B", "dev")
+    pairs = pick(list(zip(stsb.text_a, stsb.text_b)), S.stsb, "stsb", S.seed)
+    return {"SST-2 sentences": (pick(list(sst2.text_a), S.sst2, "sst2", S.seed), None),
+            "STS-B pairs": ([a for a, _ in pairs], [b for _, b in pairs]),
+            "SQuAD contexts": (pick(contexts, S.squad, "squad", S.seed), None)}, contexts
+
+
+def encode(tokenizer, first: list[str], second: list[str] | None, max_tokens: int) -> tuple[torch.Tensor, ...]:
+    """(input ids, attention mask, token types), truncated at `max_tokens` and sorted by length, so that similar
+    lengths share a batch and little padding is run."""
+    encoded = tokenizer(first, second, truncation=True, max_length=max_tokens, padding=True, return_tensors="pt")
+    order = encoded["attention_mask"].sum(dim=1).argsort()
+    return tuple(encoded[key][order] for key in KEYS)
+
+
+def text_cost(vanilla: nn.Module, fixed_point: nn.Module, corpora: dict, tokenizer, settings: ScalingSettings,
+              device: torch.device = torch.device("cpu")) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(one row per (corpus, solver, layer, example): its tokens, FPSA's evaluations, whether they hit the cap and the
+    refinement steps, evaluations - 1; one row per batch: its examples and tokens, GFLOPs and median milliseconds of
+    the vanilla model, and of `fixed_point` at each solver, timed at the default one only). `fixed_point` (a BERT with
+    FPSA swapped in) ends at the default solver."""
+    S = settings
+    steps, costs = [], []
+    for corpus, texts in corpora.items():
+        for index, batch in enumerate(in_order(encode(tokenizer, *texts, S.max_tokens), S.batch)):
+            inputs = {key: t.to(device) for key, t in zip(KEYS, batch)}
+            tokens = batch[1].sum(dim=1).tolist()
+            base = forward_cost(vanilla, inputs, device, S.text_repeats, S.warmup)
+            row = {"corpus": corpus, "batch": index, "examples": len(tokens), "tokens": sum(tokens),
+                   "vanilla GFLOPs": base.flops / 1e9, "vanilla ms": 1e3 * base.latency.median}
+            for solver, config in S.solvers().items():
+                swap_bert_attention(fixed_point, config)
+                spent = forward_cost(fixed_point, inputs, device, S.text_repeats if config is DEFAULT else 0, S.warmup)
+                row[f"{solver} GFLOPs"] = spent.flops / 1e9
+                if spent.latency is not None:
+                    row[f"{solver} ms"] = 1e3 * spent.latency.median
+                steps += [{"corpus": corpus, "solver": solver, "layer": layer, "tokens": n, "evaluations": e,
+                           "at cap": e >= config.max_iterations}
+                          for layer, per_example in enumerate(spent.iterations.tolist(), start=1)
+                          for n, e in zip(tokens, per_example)]
+            costs.append(row)
+    swap_bert_attention(fixed_point, DEFAULT)
+    return pd.DataFrame(steps).assign(steps=lambda d: d.evaluations - 1), pd.DataFrame(costs)
+
+
+def steps_tables(steps: pd.DataFrame, solvers) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(per (solver, corpus): the (layer, example) pairs, median and mean refinement steps, share at the cap, mean
+    tokens; per layer: the median steps and share at the cap of each solver)."""
+    summary = steps.groupby(["solver", "corpus"], sort=False).agg(
+        pairs=("steps", "size"), median_steps=("steps", "median"), mean_steps=("steps", "mean"),
+        at_cap=("at cap", "mean"), mean_tokens=("tokens", "mean")).loc[list(solvers)]
+    per_layer = pd.concat({solver: rows.groupby("layer").agg(median_steps=("steps", "median"), at_cap=("at cap", "mean"))
+                           for solver, rows in steps.groupby("solver", sort=False)}, axis=1)
+    per_layer.columns = [f"{solver}: {what}" for solver, what in per_layer.columns]
+    return summary, per_layer
+
+
+def steps_figure(steps: pd.DataFrame, solvers: dict):
+    """Refinement steps per layer and example, a box per (layer, corpus), one panel per solver, the paper's range
+    shaded and the cap dashed."""
+    fig, axes = plots.panels(len(solvers), width=6.5, height=4, sharey=False)
+    for ax, (solver, config) in zip(axes, solvers.items()):
+        sns.boxplot(data=steps[steps.solver == solver], x="layer", y="steps", hue="corpus", ax=ax, fliersize=2,
+                    legend=solver == BASE)
+        ax.axhspan(*PAPER["steps"], color="tab:green", alpha=0.12, label="paper: median {}-{}".format(*PAPER["steps"]))
+        ax.axhline(config.max_iterations - 1, color="grey", ls="--", lw=0.8)
+        ax.set(title=f"{solver} (dashed: the cap)", xlabel="encoder layer",
+               ylabel="refinement steps per layer and example", ylim=(-0.3, config.max_iterations - 0.5))
+    axes[0].legend(fontsize=7, loc="lower right")
+    fig.suptitle("Pretrained MiniLM with FPSA swapped in (not trained with FPSA)", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def ratios(rows: pd.DataFrame, solvers) -> dict:
+    """FPSA over vanilla on the summed FLOPs and summed per-batch median times of these batches."""
+    flops = {f"{solver} FLOPs ratio": rows[f"{solver} GFLOPs"].sum() / rows["vanilla GFLOPs"].sum()
+             for solver in solvers}
+    return flops | {f"{BASE} latency ratio": rows[f"{BASE} ms"].sum() / rows["vanilla ms"].sum(),
+                    "vanilla GFLOPs": rows["vanilla GFLOPs"].sum(), "vanilla ms": rows["vanilla ms"].sum()}
+
+
+def text_cost_table(costs: pd.DataFrame, solvers) -> pd.DataFrame:
+    """`ratios` per corpus (the replicates of S6.steps, S6.flops, S6.latency) and over all batches ("all")."""
+    return pd.DataFrame({**{corpus: ratios(rows, solvers) for corpus, rows in costs.groupby("corpus", sort=False)},
+                         "all": ratios(costs, solvers)}).T
+
+
+def squad_stream(tokenizer, contexts: list[str], count: int) -> torch.Tensor:
+    """The first `count` WordPiece tokens of `contexts`, in order."""
+    ids = []
+    for context in contexts:
+        ids += tokenizer(context, add_special_tokens=False)["input_ids"]
+        if len(ids) >= count:
+            return torch.tensor(ids[:count])
+    raise ValueError(f"the SQuAD dev contexts hold {len(ids)} tokens, fewer than the {count} asked for")
+
+
+def text_windows(stream: torch.Tensor, tokenizer, length: int, batch: int,
+                 device: torch.device = torch.device("cpu")) -> dict:
+    """`batch` windows of `length` tokens, [CLS] consecutive tokens of `stream` [SEP], no padding: BERT inputs."""
+    if batch * (length - 2) > len(stream):
+        raise ValueError(f"{batch} windows of {length} tokens need {batch * (length - 2)} stream tokens, "
+                         f"the stream holds {len(stream)}")
+    body = stream[:batch * (length - 2)].view(batch, length - 2)
+    column = lambda token: torch.full((batch, 1), token)  # noqa: E731
+    ids = torch.cat([column(tokenizer.cls_token_id), body, column(tokenizer.sep_token_id)], dim=1)
+    return {"input_ids": ids.to(device), "attention_mask": torch.ones_like(ids).to(device),
+            "token_type_ids": torch.zeros_like(ids).to(device)}
+
+
+def random_tokens(vocab: int, batch: int, length: int, seed: int, device: torch.device = torch.device("cpu")) -> dict:
+    """`batch` sequences of `length` uniform token ids from the stream ("scaling-tokens", length, seed): inputs of
+    `repro.cost.reference_encoder`."""
+    tokens = torch.randint(vocab, (batch, length), generator=rng("scaling-tokens", length, seed))
+    return {"tokens": tokens.to(device)}
+
+
+def slopes_table(sweeps: pd.DataFrame) -> tuple[dict[str, dict[str, PowerLaw]], pd.DataFrame]:
+    """({setup: {model: power law of time on length}}; one row per setup: both slopes with their standard errors,
+    FPSA minus vanilla (the part of S6.sublinear) and the time ratio at the shortest and longest length)."""
+    fits, rows = {}, []
+    for setup, table in sweeps.groupby("setup", sort=False):
+        fits[setup] = {model: fit_power_law(table.length, table[f"{model} ms"]) for model in ("vanilla", "FPSA")}
+        v, f = fits[setup]["vanilla"], fits[setup]["FPSA"]
+        rows.append({"setup": setup, "lengths": f"{table.length.min()}-{table.length.max()}",
+                     "vanilla slope": v.slope, "vanilla SE": v.stderr, "FPSA slope": f.slope, "FPSA SE": f.stderr,
+                     "difference": f.slope - v.slope, "difference SE": (v.stderr ** 2 + f.stderr ** 2) ** 0.5,
+                     # The literal reading, time ~ length^s with s < 1, for reference; the verdict is relative.
+                     "FPSA slope + 2 SE < 1": f.slope + 2 * f.stderr < 1,
+                     "time ratio, shortest": table["time ratio"].iloc[0],
+                     "time ratio, longest": table["time ratio"].iloc[-1]})
+    return fits, pd.DataFrame(rows).set_index("setup")
+
+
+def length_figure(sweeps: pd.DataFrame, fits: dict, device_name: str):
+    """Left: forward time against length (log-log, median ± IQR/2) with the fitted power laws; right: FPSA over
+    vanilla in time and in FLOPs against length, the paper's latency range shaded."""
+    fig, axes = plots.panels(2, width=6.5, height=4.2, sharey=False)
+    for (setup, table), color in zip(sweeps.groupby("setup", sort=False), ("tab:blue", "tab:orange")):
+        for model, style in (("vanilla", "--"), ("FPSA", "-")):
+            fit = fits[setup][model]
+            axes[0].errorbar(table.length, table[f"{model} ms"], yerr=table[f"{model} IQR ms"] / 2, fmt="o",
+                             color=color, ms=4, mfc="none" if model == "vanilla" else color)
+            axes[0].plot(table.length, fit.prefactor * table.length ** fit.slope, style, color=color,
+                         label=f"{setup}, {model}: slope {fit.slope:.2f} ± {fit.stderr:.2f}")
+        axes[1].plot(table.length, table["time ratio"], "-o", color=color, label=f"{setup}: time")
+        axes[1].plot(table.length, table["FLOPs ratio"], ":s", color=color, label=f"{setup}: FLOPs")
+    axes[0].set(xscale="log", yscale="log", xlabel="sequence length (tokens)",
+                ylabel="forward time (ms, median ± IQR/2)", title=f"time against length ({device_name})")
+    axes[1].axhspan(*PAPER["latency"], color="tab:green", alpha=0.15,
+                    label="paper latency {}-{}x".format(*PAPER["latency"]))
+    axes[1].set(xscale="log", xlabel="sequence length (tokens)", ylabel="FPSA / vanilla (ratio)",
+                title="cost ratio against length")
+    lengths = sorted(sweeps.length.unique())
+    for ax in axes:
+        ax.minorticks_off()
+        ax.set_xticks(lengths, [str(n) for n in lengths])
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(0, -0.15), ncol=2)
+    fig.tight_layout()
+    return fig
+
+
+def bert_loss(model: nn.Module, inputs: dict):
+    """The scalar of a training step on `inputs`: the mean square of the last hidden state."""
+    return lambda: model(**inputs).last_hidden_state.square().mean()
+
+
+def measure(model: nn.Module, inputs: dict, gradient: str, cap: int, seed: int,
+            device: torch.device = torch.device("cpu")) -> dict:
+    """One training step's saved-for-backward MiB (and CUDA peak, NaN on CPU) and seconds, under the dropout masks of
+    the stream ("scaling-memory", seed), the same for every run."""
+    with torch_seed(derive("scaling-memory", seed), device):
+        started = time.perf_counter()
+        spent = training_memory(bert_loss(model, inputs), model, device)
+        seconds = time.perf_counter() - started
+    return {"gradient": gradient, "cap": cap, "saved MiB": spent.saved_bytes / MIB,
+            "CUDA peak MiB": spent.cuda_peak_bytes / MIB if spent.cuda_peak_bytes is not None else float("nan"),
+            "step seconds": seconds}
+
+
+def memory_sweep(vanilla: nn.Module, inputs: dict, caps, seed: int,
+                 device: torch.device = torch.device("cpu")) -> pd.DataFrame:
+    """One row per (gradient, cap), plus vanilla attention: one training step (train mode, tolerance 0, so every
+    example runs to the cap) of copies of `vanilla`, which stays as it is."""
+    memory_vanilla = copy.deepcopy(vanilla).train()
+    memory_fpsa = swap_bert_attention(copy.deepcopy(vanilla).train(), DEFAULT)
+    rows = [measure(memory_vanilla, inputs, "vanilla attention", 1, seed, device)]
+    for gradient in GRADIENTS:
+        for cap in caps:
+            swap_bert_attention(memory_fpsa, FixedPointAttentionConfig(tol=0.0, max_iterations=cap, gradient=gradient))
+            rows.append(measure(memory_fpsa, inputs, gradient, cap, seed, device))
+            ran = fixed_point_aux(memory_fpsa)["iterations"]
+            if not (ran == cap).all():
+                raise RuntimeError(f"with tolerance 0 every example should run {cap} evaluations, "
+                                   f"got {ran.unique().tolist()}")
+    return pd.DataFrame(rows)
+
+
+def parameter_gradient(model: nn.Module, inputs: dict, gradient: str, cap: int) -> torch.Tensor:
+    """The gradient of `bert_loss` over every trainable parameter (zeros where unused), in float64, with FPSA at
+    tolerance 0, `cap` evaluations and the `gradient` method."""
+    swap_bert_attention(model, FixedPointAttentionConfig(tol=0.0, max_iterations=cap, gradient=gradient))
+    parameters = [p for p in model.parameters() if p.requires_grad]
+    grads = torch.autograd.grad(bert_loss(model, inputs)(), parameters, allow_unused=True)
+    return torch.cat([(torch.zeros_like(p) if g is None else g).flatten() for p, g in zip(parameters, grads)]).double()
+
+
+def gradient_cosines(vanilla: nn.Module, inputs: dict, cap: int) -> dict:
+    """The gate of S6.memory (a constant memory is worth nothing for a wrong gradient): the cosine of the implicit
+    gradient at `cap` with backpropagation through an unrolled solve 4 times as long, long enough for the unrolled
+    gradient itself to settle (on the cpu profile's batch, 3 and 4 times the cap agree to 1e-6), and with the unrolled
+    one at the same cap, still far from settled. Eval mode, so that no dropout mask separates the runs."""
+    model = swap_bert_attention(copy.deepcopy(vanilla).eval(), DEFAULT)
+    cosine = lambda a, b: torch.nn.functional.cosine_similarity(a, b, dim=0).item()  # noqa: E731
+    implicit = parameter_gradient(model, inputs, "implicit", cap)
+    return {"cap": cap, "reference cap": 4 * cap,
+            "cosine": cosine(implicit, parameter_gradient(model, inputs, "unrolled", 4 * cap)),
+            "same-cap cosine": cosine(implicit, parameter_gradient(model, inputs, "unrolled", cap))}
+
+
+def memory_growth(memory: pd.DataFrame) -> dict:
+    """The part of S6.memory, the implicit gradient's saved memory at each cap over that at the smallest cap, minus 1
+    (one value per cap above the smallest), and the spreads: implicit and unrolled, largest over smallest, minus 1."""
+    implicit = memory[memory.gradient == "implicit"].set_index("cap")["saved MiB"]
+    unrolled = memory[memory.gradient == "unrolled"]["saved MiB"]
+    smallest = implicit.index.min()
+    return {"growth": (implicit / implicit.loc[smallest] - 1).drop(smallest),
+            "implicit spread": implicit.max() / implicit.min() - 1, "unrolled growth": unrolled.max() / unrolled.min() - 1,
+            "implicit MiB": (implicit.min(), implicit.max()), "unrolled MiB": (unrolled.min(), unrolled.max())}
+
+
+def memory_figure(memory: pd.DataFrame, settings: ScalingSettings, on_cuda: bool):
+    """Saved-for-backward MiB (and, on CUDA, the peak) of one training step against the cap, one line per gradient,
+    vanilla attention dashed."""
+    columns = ["saved MiB"] + (["CUDA peak MiB"] if on_cuda else [])
+    fig, axes = plots.panels(len(columns), width=6.0 if on_cuda else 6.5, height=4, sharey=False)
+    for ax, column in zip(axes, columns):
+        # The constant-memory gradients coincide: distinct dashes and markers keep each line visible.
+        sns.lineplot(data=memory[memory.gradient != "vanilla attention"], x="cap", y=column, hue="gradient",
+                     style="gradient", hue_order=list(GRADIENTS), style_order=list(GRADIENTS), markers=True, ax=ax)
+        ax.axhline(memory.loc[memory.gradient == "vanilla attention", column].item(), color="grey", ls="--", lw=0.8,
+                   label="vanilla attention")
+        ax.set(xscale="log", xlabel="iterations per layer (tolerance 0)", ylabel=column.replace(" MiB", " (MiB)"),
+               title=f"one training step, batch {settings.memory_batch} x {settings.memory_length} tokens")
+        ax.minorticks_off()
+        ax.set_xticks(settings.memory_caps, [str(c) for c in settings.memory_caps])
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,167 @@
+"""The parity pipeline of notebook 01 (`repro.experiments.parity`): the zoo, one training recipe, the per-example
+compute against the +1 count, and the per-seed quantities claim A1 is decided on."""
+
+import math
+
+import pandas as pd
+import pytest
+import torch
+
+from repro.data.parity import GENERATORS
+from repro.experiments import parity
+from repro.experiments.parity import (ADATAPE_INPUT, ADATAPE_LEARNABLE, MODELS, TRANSFORMER, UNIVERSAL,
+                                      ParitySettings)
+from repro.models.adatape import AdaTapeParity
+from repro.models.transformer import TransformerClassifier
+from repro.models.universal import UniversalTransformer
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+VALUES = dict(seeds=[0, 1], steps=2, batch=8, lr=1e-3, width=8, heads=2, layers=1, eval_size=16, eval_every=1,
+              ut_max_steps=2, tape={"adatape": (4, 2.0), "act": (4, 2.0)}, probe_steps=3)
+
+
+def settings(**changes) -> ParitySettings:
+    return ParitySettings.of(**(VALUES | changes))
+
+
+@pytest.fixture(scope="module")
+def trained():
+    S = settings()
+    evaluation = parity.evaluation_sets(S, torch.device("cpu"))
+    keys = []
+    curves, finals, per_example = parity.train_zoo(S, evaluation, checkpoint=lambda *key: keys.append(key))
+    return S, evaluation, curves, finals, per_example, keys
+
+
+def test_settings_reject_a_misspelled_key_and_a_non_positive_size():
+    with pytest.raises(ValueError, match="unknown setting.*'step'"):
+        ParitySettings.of(**{k: v for k, v in VALUES.items() if k != "steps"}, step=2)
+    with pytest.raises(ValueError, match="eval_every"):
+        settings(eval_every=0)
+    assert settings().seeds == (0, 1)
+
+
+@pytest.mark.parametrize("kind", GENERATORS)
+def test_the_zoo_builds_each_model_for_each_generator(kind):
+    S = settings()
+    kinds = {TRANSFORMER: TransformerClassifier, UNIVERSAL: UniversalTransformer, ADATAPE_INPUT: AdaTapeParity,
+             ADATAPE_LEARNABLE: AdaTapeParity}
+    for name, cls in kinds.items():
+        model = parity.build(S, name, kind)
+        assert isinstance(model, cls)
+        logits, aux = model(torch.randint(0, 3, (5, GENERATORS[kind])))
+        assert logits.shape == (5, 2) and aux["token_layers"].shape == (5,)
+    assert parity.build(S, ADATAPE_INPUT, kind).config.bank == "input"
+    assert parity.build(S, ADATAPE_LEARNABLE, kind).config.bank == "learnable"
+    assert parity.build(S, ADATAPE_INPUT, kind).encoder.config.max_tape == S.tape[kind][0]
+
+
+def test_parameters_has_a_row_per_generator_and_model_and_the_universal_transformer_ties_its_block():
+    counts = parity.parameters(settings(layers=3)).set_index(["generator", "model"]).parameters
+    assert list(counts.index) == [(kind, model) for kind in GENERATORS for model in MODELS]
+    for kind in GENERATORS:
+        assert counts[kind, UNIVERSAL] < counts[kind, TRANSFORMER]
+
+
+class Fixed(torch.nn.Module):
+    """A model that returns given logits and aux, whatever the input."""
+
+    def __init__(self, logits, aux):
+        super().__init__()
+        self.logits, self.aux = logits, aux
+
+    def forward(self, tokens):
+        return self.logits, self.aux
+
+
+def test_evaluate_by_hand():
+    logits = torch.tensor([[2.0, 0.0], [0.0, 1.0], [3.0, 1.0], [0.0, 5.0]])
+    labels = torch.tensor([0, 0, 0, 1])
+    aux = {"token_layers": torch.tensor([1, 2, 3, 6]), "tape_length": torch.tensor([1, 1, 2, 4])}
+    row = parity.evaluate(Fixed(logits, aux), None, labels)
+    assert row == {"accuracy": 0.75, "token_layers": 3.0, "tape_length": 2.0}
+    assert "ponder_steps" in parity.evaluate(Fixed(logits, aux | {"ponder_steps": torch.ones(4)}), None, labels)
+
+
+def test_examples_count_the_plus_ones_and_the_tape_share_reads_the_selected_entries():
+    inputs = torch.tensor([[2, 2, 0, 1], [1, 0, 0, 2]])
+    logits, labels = torch.tensor([[0.0, 1.0], [0.0, 1.0]]), torch.tensor([0, 1])
+    rows = parity.examples(logits, {"tape_length": torch.tensor([3, 1])}, inputs, labels, generator="g", seed=4)
+    assert rows.to_dict("list") == {"generator": ["g", "g"], "seed": [4, 4], "plus_ones": [2, 1],
+                                    "compute": [3.0, 1.0], "correct": [False, True]}
+    assert parity.examples(logits, {"token_layers": torch.ones(2)}, inputs, labels) is None
+    # Selections: example 0 read entries 0 (+1) and 2 (0) once each, example 1 entry 3 (+1) twice: 3 of 4 are +1.
+    selected = torch.tensor([[1, 0, 1, 0], [0, 0, 0, 2]])
+    assert parity.tape_plus_one_share({"selected": selected}, inputs) == 0.75
+
+
+def test_train_zoo_returns_tidy_frames(trained):
+    S, evaluation, curves, finals, per_example, keys = trained
+    runs = [(kind, model, seed) for kind in GENERATORS for model in MODELS for seed in S.seeds]
+    assert keys == [(*run, S.steps) for run in runs]
+    assert list(zip(finals.generator, finals.model, finals.seed)) == runs
+    assert len(curves) == len(runs) * S.steps // S.eval_every and set(curves.step) == {1, 2}
+    assert curves.accuracy.between(0, 1).all() and (finals.wall_seconds > 0).all()
+    # Only the input-bank AdaTape reports what its tape read.
+    share = finals.set_index("model").tape_plus_one_share
+    assert share[ADATAPE_INPUT].between(0, 1).all() and share.drop(ADATAPE_INPUT).isna().all()
+    # One row per held-out example of every adaptive run; the Transformer spends the same on every input.
+    assert set(per_example.model) == {UNIVERSAL, ADATAPE_INPUT, ADATAPE_LEARNABLE}
+    assert len(per_example) == len(GENERATORS) * 3 * len(S.seeds) * S.eval_size
+    inputs, _ = evaluation["act"]
+    one = per_example[(per_example.generator == "act") & (per_example.model == UNIVERSAL) & (per_example.seed == 0)]
+    assert one.plus_ones.tolist() == (inputs == 2).sum(dim=1).tolist()
+    tape = per_example[per_example.model != UNIVERSAL].compute
+    assert tape.between(0, S.tape["act"][0]).all() and (tape == tape.round()).all()
+
+
+def test_fit_is_a_pure_function_of_its_seed(trained):
+    S, evaluation, _, finals, _, _ = trained
+    _, again = parity.fit(S, ADATAPE_INPUT, "adatape", 1, S.steps, evaluation["adatape"])
+    row = finals[(finals.generator == "adatape") & (finals.model == ADATAPE_INPUT) & (finals.seed == 1)].iloc[0]
+    assert again.history[-1]["accuracy"] == row.accuracy and again.history[-1]["train_loss"] == row.train_loss
+
+
+def test_the_table_summarises_over_seeds_and_joins_the_parameters(trained):
+    S, _, _, finals, _, _ = trained
+    counts = parity.parameters(S)
+    table = parity.parity_table(finals, counts)
+    assert list(table.index) == [(kind, model) for kind in GENERATORS for model in MODELS]
+    row = table.loc["act", ADATAPE_INPUT]
+    values = finals[(finals.generator == "act") & (finals.model == ADATAPE_INPUT)].accuracy
+    assert row.seeds == 2 and math.isclose(row.accuracy_mean, values.mean())
+    assert math.isclose(row.accuracy_std, values.std(ddof=1))
+    assert row.accuracy == f"{values.mean():.3f} ± {values.std(ddof=1):.3f}"
+    assert math.isnan(table.loc["act", TRANSFORMER].tape_length) and table.loc["act", UNIVERSAL].ponder_steps >= 1
+    assert table.parameters.tolist() == counts.parameters.tolist()
+
+
+def test_compute_correlation_by_hand():
+    frame = pd.DataFrame({"generator": "g", "model": ["a"] * 4 + ["b"] * 3,
+                          "plus_ones": [1, 2, 3, 4, 1, 2, 3], "compute": [1.0, 3.0, 2.0, 4.0, 5.0, 5.0, 5.0]})
+    rho = parity.compute_correlation(frame)
+    assert math.isclose(rho["g", "a"], 0.8)  # ranks 1,3,2,4 against 1,2,3,4: 1 - 6 * 2 / (4 * 15)
+    assert math.isnan(rho["g", "b"])  # a model that spends the same on every input
+
+
+def test_per_seed_quantities_and_the_budget_gate_by_hand():
+    curves = pd.DataFrame({"generator": "act", "model": ADATAPE_INPUT, "seed": [0, 0, 0, 1, 1, 1],
+                           "step": [10, 20, 30] * 2, "accuracy": [0.5, 0.96, 0.97, 0.6, 0.7, 0.95]})
+    solved = parity.first_solved(curves, "act", (1, 0))
+    assert solved.tolist() == [30, 20]
+    assert parity.baselines_budget(solved, 90) == 3.0
+    unsolved = parity.first_solved(curves, "act", (0, 1, 2))
+    assert math.isnan(unsolved[2]) and parity.baselines_budget(unsolved, 90) == 0.0
+    assert parity.solved_text(unsolved) == "20, 30, never"
+    finals = curves[curves.step == 30].assign(model=[TRANSFORMER, TRANSFORMER])
+    assert parity.per_seed(finals, "act", TRANSFORMER, (1, 0)).tolist() == [0.95, 0.97]
+
+
+def test_the_figures_have_a_panel_per_generator_and_labelled_axes(trained):
+    S, _, curves, _, per_example, _ = trained
+    for figure in (parity.learning_curves(curves), parity.compute_against_plus_ones(per_example)):
+        assert len(figure.axes) == len(GENERATORS)
+        assert all(ax.get_xlabel() and ax.get_ylabel() for ax in figure.axes)
+    probe = parity.probe_figure(curves[curves.seed == 0].head(2), S.probe_steps)
+    assert probe.axes[0].get_ylabel() == "held-out accuracy"
