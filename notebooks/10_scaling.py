@@ -248,11 +248,7 @@ DECISIONS = {
     "S6.sublinear": dict(parts={"slope_difference": slopes["difference"]}, gates=converges,
                          deviations=PAIRED + ("self-scaling-random-encoder",),
                          pipeline=(length_sweep, sc.text_windows, sc.random_tokens, sc.slopes_table),
-                         evidence="; ".join(f"{setup} ({row.lengths} tokens): vanilla {row['vanilla slope']:.2f} ± "
-                                            f"{row['vanilla SE']:.2f}, FPSA {row['FPSA slope']:.2f} ± {row['FPSA SE']:.2f}"
-                                            f", difference {row['difference']:+.2f} ± {row['difference SE']:.2f}, time "
-                                            f"ratio {row['time ratio, shortest']:.2f}x -> {row['time ratio, longest']:.2f}x"
-                                            for setup, row in slopes.iterrows())),
+                         evidence=sc.slopes_evidence(slopes)),
     "S6.memory": dict(parts={"memory_growth": growth["growth"]}, gates={"gradient_accurate": cosines["cosine"]},
                       deviations=("self-minilm-backbone", "self-cost-pretrained-weights", "self-neumann-gradient",
                                   "self-injected-map"),

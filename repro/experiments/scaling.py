@@ -348,3 +348,12 @@ def memory_figure(memory: pd.DataFrame, settings: ScalingSettings, on_cuda: bool
         ax.legend(fontsize=7)
     fig.tight_layout()
     return fig
+
+
+def slopes_evidence(slopes: pd.DataFrame) -> str:
+    """The S6.sublinear evidence: per setup of `slopes_table`, both slopes with their standard errors, their
+    difference and the FPSA/vanilla time ratio at the shortest and the longest length."""
+    return "; ".join(f"{setup} ({row.lengths} tokens): vanilla {row['vanilla slope']:.2f} ± {row['vanilla SE']:.2f}, "
+                     f"FPSA {row['FPSA slope']:.2f} ± {row['FPSA SE']:.2f}, difference {row['difference']:+.2f} ± "
+                     f"{row['difference SE']:.2f}, time ratio {row['time ratio, shortest']:.2f}x -> "
+                     f"{row['time ratio, longest']:.2f}x" for setup, row in slopes.iterrows())
