@@ -14,6 +14,7 @@ from typing import Callable, Protocol
 
 import torch
 from torch import nn
+from torch.utils._foreach_utils import _get_fused_kernels_supported_devices
 from tqdm import tqdm  # text bars: `make reproduce` streams them to the terminal (a widget it could not)
 
 from repro.config import StrictConfig
@@ -63,6 +64,23 @@ def learning_rate_factor(step: int, config: TrainConfig) -> float:
     return config.min_lr_ratio + (1 - config.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
+def adamw(model: nn.Module, config: TrainConfig, device: torch.device) -> torch.optim.AdamW:
+    """AdamW with the fused kernel where the installed torch has one for `device`: on CPU the default
+    per-parameter loop costs 9x the fused update (133 against 14.8 ms per MiniLM step), and the two
+    agree to float rounding (tests/test_train.py)."""
+    fused = device.type in _get_fused_kernels_supported_devices()
+    return torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=fused)
+
+
+def steps_to_criterion(history: list[dict], metric: str, threshold: float) -> int | None:
+    """The first evaluated step whose `metric` reached `threshold`, or None when no evaluation did.
+
+    Its resolution is the evaluation cadence, so it is an upper bound on the step the criterion was met."""
+    if history and metric not in history[0]:
+        raise KeyError(f"no metric {metric!r} in the history; it has {sorted(history[0])}")
+    return next((row["step"] for row in history if row[metric] >= threshold), None)
+
+
 def to_device(batch, device: torch.device):
     return tuple(t.to(device, non_blocking=True) for t in batch)
 
@@ -76,7 +94,7 @@ def train(model: nn.Module, loss_fn: Callable, data: BatchStream, config: TrainC
     existing checkpoint of the same configuration is resumed (a finished one returns at once).
     """
     model.to(device).train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    optimizer = adamw(model, config, device)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: learning_rate_factor(step, config))
     # Everything that changes the result; showing a progress bar or not does not.
     fingerprint = {"config": {k: v for k, v in asdict(config).items() if k != "progress"},
