@@ -227,7 +227,6 @@ converges = {"fpsa_converges": default_steps.at_cap.mean()}  # default solver, m
 PAIRED = ("self-minilm-backbone", "self-cost-pretrained-weights", "self-solver-settings", "self-injected-map",
           "self-example-stop", "self-post-ln-loop")
 TEXT = (sc.load_text, sc.text_cost, sc.steps_tables, sc.text_cost_table)
-saved = memory.groupby("gradient")["saved MiB"].max()
 described = lambda table: "; ".join(f"{corpus}: median {row.median_steps:g}, at cap {row.at_cap:.0%}"
                                     for corpus, row in table.iterrows())
 per = lambda column: ", ".join(f"{corpus} {value:.2f}x" for corpus, value in per_corpus[column].items())
@@ -253,13 +252,7 @@ DECISIONS = {
                       deviations=("self-minilm-backbone", "self-cost-pretrained-weights", "self-neumann-gradient",
                                   "self-injected-map"),
                       pipeline=(sc.memory_sweep, sc.memory_growth, sc.gradient_cosines),
-                      evidence=f"one training step on {S.memory_batch} x {S.memory_length} tokens, tolerance 0: "
-                      f"implicit varies by {growth['implicit spread']:.1%} over caps {list(S.memory_caps)}, unrolled "
-                      f"grows by {growth['unrolled growth']:.0%} ({' -> '.join(f'{v:.1f}' for v in growth['unrolled MiB'])}"
-                      f" MiB); neumann {saved['neumann']:.1f} MiB, phantom {saved['phantom']:.1f} MiB, vanilla "
-                      f"{saved['vanilla attention']:.1f} MiB; cosine of the implicit gradient at cap {cosines['cap']} "
-                      f"(eval mode, all parameters) with the unrolled one {cosines['cosine']:.4f} at cap "
-                      f"{cosines['reference cap']}, {cosines['same-cap cosine']:.4f} at cap {cosines['cap']}"),
+                      evidence=sc.memory_evidence(memory, cosines, S)),
 }
 scale = (f"profile {study.profile} on {study.run.provenance['device']}; MiniLM at its pretrained weights with FPSA "
          "swapped in (never trained with FPSA)")

@@ -10,7 +10,8 @@ since its results must name the code that made them. `--exploratory` runs from a
 replaces the reference report. Executed notebooks go to `build/`.
 
 Lanes: notebooks run in `--jobs` parallel processes (default: the core count), each notebook one-threaded (the fast
-setting here: two one-thread processes give 1.76x the throughput of one, two threads in one process 1.06x), longest
+setting on these CPUs: the speed issue measured two one-thread processes at 1.76x the throughput of one, two threads
+in one process at 1.06x), longest
 first by their last recorded wall time. Every notebook is its own process and random stream, so its results do not
 depend on the lanes. With one lane each notebook's printed output (the training loops' progress bars with steps/s and
 time left) streams to the terminal; with more it goes to `build/logs/<notebook>.log`.
@@ -60,17 +61,16 @@ def check_parameters(stem: str, parameters: dict) -> None:
         raise ValueError(f"notebook {stem} has no parameter(s) {unknown}; its parameters are {sorted(declared)}")
 
 
-def execute(stem: str, output_dir: Path, parameters: dict, stream: bool = False, streams: dict | None = None) -> Path:
+def execute(stem: str, output_dir: Path, parameters: dict, output=None) -> Path:
     """Run one notebook top to bottom with its working directory at notebooks/, as in JupyterLab.
 
-    With `stream`, what the cells print (the training loops' progress bars among it) goes to the terminal as it comes
-    (or to papermill's `streams`, when given); tables and figures stay in the executed notebook."""
+    With `output` (an open text stream: the terminal, a log file), what the cells print (the training loops' progress
+    bars among it) goes there as it comes; tables and figures stay in the executed notebook."""
     choice("notebook", stem, study_notebooks() + [REPORT_NOTEBOOK])
     check_parameters(stem, parameters)
     output_dir.mkdir(parents=True, exist_ok=True)
     executed = output_dir / f"{stem}.ipynb"
-    if streams is None:
-        streams = {"stdout_file": sys.stdout, "stderr_file": sys.stderr} if stream else {}
+    streams = {"stdout_file": output, "stderr_file": output} if output is not None else {}
     papermill.execute_notebook(str(NOTEBOOKS / f"{stem}.ipynb"), str(executed), parameters=parameters,
                                cwd=str(NOTEBOOKS), progress_bar=False, kernel_name="python3", **streams)
     return executed
@@ -104,12 +104,11 @@ def run_notebook(stem: str, profile: str, output_dir: Path, parameters: dict, pa
     executed = output_dir / f"{stem}.ipynb"
     try:
         if log is None:
-            execute(stem, output_dir, {"PROFILE": profile, **parameters}, stream=True)
+            execute(stem, output_dir, {"PROFILE": profile, **parameters}, output=sys.stdout)
         else:
             log.parent.mkdir(parents=True, exist_ok=True)
             with open(log, "w") as output:
-                papermill_streams = {"stdout_file": output, "stderr_file": output}
-                execute(stem, output_dir, {"PROFILE": profile, **parameters}, streams=papermill_streams)
+                execute(stem, output_dir, {"PROFILE": profile, **parameters}, output=output)
         render(executed, pages_dir / f"{stem}.html")
         status = {"ok": True, "error": None}
     except Exception as error:  # noqa: BLE001 - any failure is recorded and the next notebook runs
@@ -167,14 +166,14 @@ def destinations(profile: str, build: Path, report_dir: Path | None,
     """Where a run of `profile` writes: the notebooks' result and figure folders, the report folder, and the report's
     parameters. The notebooks' own defaults point at a scratch folder, so a reference run names the committed ones;
     a smoke or exploratory run never writes over the reference results or report."""
-    scratch = {"smoke": ("smoke", SMOKE_BANNER)} if profile == "smoke" else {}
-    if exploratory and profile != "smoke":
-        scratch = {"exploratory": (f"exploratory/{profile}", EXPLORATORY_BANNER)}
-    if scratch:
-        [(folder, banner)] = scratch.values()
-        sources = {"RESULTS_DIR": str(build / folder / "results"), "FIGURES_DIR": str(build / folder / "figures")}
-        return sources, report_dir or build / folder / "report", {"BANNER": banner}
-    return {"RESULTS_DIR": "results", "FIGURES_DIR": "figures"}, report_dir or REPORT_DIR, {}
+    if profile == "smoke":
+        folder, banner = build / "smoke", SMOKE_BANNER
+    elif exploratory:
+        folder, banner = build / "exploratory" / profile, EXPLORATORY_BANNER
+    else:
+        return {"RESULTS_DIR": "results", "FIGURES_DIR": "figures"}, report_dir or REPORT_DIR, {}
+    sources = {"RESULTS_DIR": str(folder / "results"), "FIGURES_DIR": str(folder / "figures")}
+    return sources, report_dir or folder / "report", {"BANNER": banner}
 
 
 def refuse_dirty_reference(profile: str, exploratory: bool) -> None:

@@ -171,3 +171,14 @@ def test_the_text_sample_draws_each_corpus_and_keeps_every_context_once(settings
     first, second = corpora["STS-B pairs"]
     assert len(second) == len(first) and corpora["SST-2 sentences"][1] is None
     assert len(contexts) == len(set(contexts)) and corpora["SQuAD contexts"][0][0] in contexts
+
+
+def test_memory_evidence_quotes_the_spread_growth_and_cosines(settings):
+    memory = pd.DataFrame({"gradient": ["vanilla attention", "implicit", "implicit", "unrolled", "unrolled", "neumann",
+                                        "phantom"],
+                           "cap": [1, 1, 4, 1, 4, 4, 4], "saved MiB": [1.0, 2.0, 2.2, 2.0, 5.0, 2.1, 2.3]})
+    cosines = {"cap": 4, "cosine": 0.99, "reference cap": 8, "same-cap cosine": 0.97}
+    text = sc.memory_evidence(memory, cosines, settings)
+    assert "implicit varies by 10.0%" in text and "unrolled grows by 150% (2.0 -> 5.0 MiB)" in text
+    assert "neumann 2.1 MiB, phantom 2.3 MiB, vanilla 1.0 MiB" in text
+    assert "0.9900 at cap 8, 0.9700 at cap 4" in text

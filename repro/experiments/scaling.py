@@ -330,6 +330,19 @@ def memory_growth(memory: pd.DataFrame) -> dict:
             "implicit MiB": (implicit.min(), implicit.max()), "unrolled MiB": (unrolled.min(), unrolled.max())}
 
 
+def memory_evidence(memory: pd.DataFrame, cosines: dict, settings: ScalingSettings) -> str:
+    """The S6.memory evidence: the spread of the implicit gradient's memory over the caps, the growth of the unrolled
+    one, the largest memory of every other gradient, and the gate's cosines (`gradient_cosines`)."""
+    growth, saved = memory_growth(memory), memory.groupby("gradient")["saved MiB"].max()
+    return (f"one training step on {settings.memory_batch} x {settings.memory_length} tokens, tolerance 0: implicit "
+            f"varies by {growth['implicit spread']:.1%} over caps {list(settings.memory_caps)}, unrolled grows by "
+            f"{growth['unrolled growth']:.0%} ({' -> '.join(f'{v:.1f}' for v in growth['unrolled MiB'])} MiB); "
+            f"neumann {saved['neumann']:.1f} MiB, phantom {saved['phantom']:.1f} MiB, vanilla "
+            f"{saved['vanilla attention']:.1f} MiB; cosine of the implicit gradient at cap {cosines['cap']} (eval mode, "
+            f"all parameters) with the unrolled one {cosines['cosine']:.4f} at cap {cosines['reference cap']}, "
+            f"{cosines['same-cap cosine']:.4f} at cap {cosines['cap']}")
+
+
 def memory_figure(memory: pd.DataFrame, settings: ScalingSettings, on_cuda: bool):
     """Saved-for-backward MiB (and, on CUDA, the peak) of one training step against the cap, one line per gradient,
     vanilla attention dashed."""
