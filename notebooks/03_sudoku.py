@@ -50,7 +50,7 @@ from IPython.display import Markdown, display
 from repro import plots
 from repro.data.sudoku import CELL_BOX, CELL_COLUMN, CELL_ROW, DIFFICULTIES, SudokuStream
 from repro.experiments import looped, sudoku
-from repro.experiments.looped import LOOPED, RECALL_NORM_ON, REFERENCE, Zoo
+from repro.experiments.looped import INTERNAL_BRANCH, LOOPED, RECALL_NORM_ON, REFERENCE, Zoo
 from repro.experiments.sudoku import AS_GENERATED, COMMITTED, ROLES, TRAIN_CLASSES, SudokuSettings, givens_label
 from repro.models.looped import configuration_name
 from repro.results import mean_std_text
@@ -132,16 +132,20 @@ buckets
 # and they are the ones a fixed-depth model should find hardest.
 
 # %% [markdown]
-# ## The seven models
+# ## The eight models
 #
 # The six looped configurations share every weight shape; the recall map W (initialised to the identity) is their only
 # extra matrix. "Outer norm on" is a LayerNorm on the state after every iteration, on top of the block's own pre-LN norms.
+# Beside them runs *internal-branch* recall, a third-party reading of the paper's internal recall (issue 24): the input
+# enters each branch through one map W [z; e] (twice the width, no bias), the residual stream carries the state alone,
+# and an outer norm follows each residual update.
 # The table gives each model's parameter count.
 
 # %%
 # DEVIATION: [sudoku-cell-embedding] row, column and box embeddings per cell, and a shared-unit attention score.
 STRUCTURE = (CELL_ROW.tolist(), CELL_COLUMN.tolist(), CELL_BOX.tolist())
-zoo = Zoo.of(S, vocab=10, outputs=9, max_offset=0, structure=STRUCTURE, structure_bias=True)
+LOOPS = [*LOOPED, INTERNAL_BRANCH]
+zoo = Zoo.of(S, looped=LOOPS, vocab=10, outputs=9, max_offset=0, structure=STRUCTURE, structure_bias=True)
 MODELS = zoo.names
 parameters = zoo.parameters()
 parameters.to_frame()
@@ -159,6 +163,8 @@ parameters.to_frame()
 # batches):
 # - **L3.sudoku** `better_norm_on`: held-out accuracy of internal minus standard recall, outer norm on, at least +0.02.
 # - **L3.sudoku** `competitive_norm_off`: the same difference with the outer norm off, at least −0.05.
+# - **L3.sudoku** `branch_better_norm_on`: the same as `better_norm_on` for internal-branch recall, the third-party reading
+#   (one map W [z; e] into each branch, an outer norm after each residual update), at least +0.02.
 # - **L4.sudoku** `tracks_last_residual`, `tracks_path_spread`, `tracks_spectral_radius`: Spearman rho, over the six
 #   looped configurations of one seed, of held-out accuracy with the residual at the largest T, the path spread and the
 #   spectral radius, at most −0.5 each (lower is more stable; a seed whose rho is undefined, every configuration scoring
@@ -204,7 +210,7 @@ with study.timed("evaluation"):
                                                            lambda _, logits: scores.rows(logits))
 by_role = per_iteration.groupby(["model", "seed", "role", "iterations"], as_index=False)[list(METRICS)].mean()
 roles = [r for r in ROLES if r in set(split.roles.values())]
-study.figure(plots.iterations_by_group(by_role, METRICS, residuals, M, LOOPED, REFERENCE, order=roles),
+study.figure(plots.iterations_by_group(by_role, METRICS, residuals, M, LOOPS, REFERENCE, order=roles),
              "accuracy_vs_iterations")
 
 # %% [markdown]
@@ -244,7 +250,7 @@ by_bucket["exact_match"]
 # %%
 means = finals[finals.read_at == LAST].groupby(["model", "class", "givens"]).blank_accuracy.mean()
 grids = {name: means.loc[name] for name in MODELS} | {"classical solver (boards solved)": buckets.solved}
-fig, axes = plt.subplots(2, 4, figsize=(17, 7))
+fig, axes = plt.subplots(3, 3, figsize=(14, 10.5))
 for ax, (name, values) in zip(axes.flat, grids.items()):
     grid = values.unstack("givens").loc[list(DIFFICULTIES), [givens_label(g) for g in S.test_givens]]
     sns.heatmap(grid, annot=True, fmt=".2f", vmin=0, vmax=1, cmap="viridis", cbar=False, ax=ax)
@@ -306,13 +312,14 @@ correlations.to_frame()
 # %%
 accuracy = looped.seed_by_configuration(measures, "held-out accuracy", S.seeds)
 gaps = {norm: looped.internal_minus_standard(accuracy, norm) for norm in ("none", "layernorm")}
-rhos = {m: looped.spearman_by_seed(measures, "held-out accuracy", m, S.seeds) for m in AXES}
+branch_gap = looped.internal_minus_standard(accuracy, "layernorm", "internal-branch")
+rhos = {m: looped.spearman_by_seed(looped.grid_only(measures), "held-out accuracy", m, S.seeds) for m in AXES}
 # Gate: in-distribution exact match per (configuration, seed), read at the same T as everything else.
 in_distribution = per_role[(per_role.read_at == LAST) & (per_role.role == "in-distribution")]
 learned = looped.seeds_reaching(in_distribution.set_index(["model", "seed"]).exact_match, RECALL_NORM_ON, 0.5)
 gates = {"recall_learns": min(learned.values())}
 describe = looped.describe_configurations(measures, [configuration_name(r, n) for n in ("none", "layernorm")
-                                                     for r in ("standard", "internal")], {
+                                                     for r in ("standard", "internal")] + [INTERNAL_BRANCH], {
     "held-out accuracy": "held-out accuracy", "held-out exact match": "exact", f"reached @{S.horizons[-1] // M}M": "reached",
     "path spread": "path spread", "spectral radius": "rho"})
 scale = (f"profile {study.profile}, {len(S.seeds)} seeds, {S.steps} steps, width {S.width}, M = {M}, read at {LAST}; "
@@ -321,9 +328,11 @@ scale = (f"profile {study.profile}, {len(S.seeds)} seeds, {S.steps} steps, width
          "with in-distribution exact match ≥ 0.5: " + ", ".join(f"{n} {k}/{len(S.seeds)}" for n, k in learned.items()))
 TRACKS = dict(zip(AXES, ("tracks_last_residual", "tracks_path_spread", "tracks_spectral_radius")))
 CLAIMS = {
-    "L3.sudoku": ({"better_norm_on": gaps["layernorm"], "competitive_norm_off": gaps["none"]},
+    "L3.sudoku": ({"better_norm_on": gaps["layernorm"], "competitive_norm_off": gaps["none"],
+                   "branch_better_norm_on": branch_gap},
                   f"internal - standard held-out accuracy with outer norm on {mean_std_text(gaps['layernorm'])}, off "
-                  f"{mean_std_text(gaps['none'])} (mean ± std over seeds); {describe}"),
+                  f"{mean_std_text(gaps['none'])}, internal-branch - standard (outer norm on) {mean_std_text(branch_gap)} "
+                  f"(mean ± std over seeds); {describe}"),
     "L4.sudoku": ({TRACKS[m]: looped.measured(rhos[m]) for m in AXES}, looped.tracking_evidence(rhos, correlations)),
 }
 PIPELINE = (looped.train_zoo, looped.read_every_iteration, looped.read_at, sudoku.BucketScores.rows,
@@ -331,7 +340,7 @@ PIPELINE = (looped.train_zoo, looped.read_every_iteration, looped.read_at, sudok
 for claim_id, (parts, evidence) in CLAIMS.items():
     study.claim(claim_id, parts=parts, gates=gates, evidence=f"{scale}: {evidence}", pipeline=PIPELINE,
                 deviations=("sudoku-qqwing", "sudoku-split", "sudoku-cell-embedding", "sudoku-recipe",
-                            "looped-internal-recall"))
+                            "looped-internal-recall", "looped-internal-branch"))
 wall_time = looped.wall_time(study)
 study.write()
 wall_time

@@ -355,15 +355,21 @@ PREREGISTRATIONS = (
     *(Preregistration(
         claim_id,
         parts=(
-            _gain("adatape_solves", "held-out accuracy of AdaTape (input bank)", 0.95, "accuracy"),
-            Part("transformer_fails", "held-out accuracy of the Transformer", "at most", 0.60, "accuracy"),
-            Part("universal_fails", "held-out accuracy of the Universal Transformer (ACT)", "at most", 0.60,
+            _gain("adatape_solves", "held-out accuracy (counts of +1 seen in training) of AdaTape (input bank)", 0.95,
+                  "accuracy"),
+            Part("transformer_fails", "held-out accuracy (seen counts) of the Transformer", "at most", 0.60,
                  "accuracy"),
+            Part("universal_fails", "held-out accuracy (seen counts) of the Universal Transformer (ACT)", "at most",
+                 0.60, "accuracy"),
         ),
+        # DEVIATION: [parity-competence-gates] baselines_budget at 1x (was 2x) and the control gate, per issue 24.
         gates=(
             Gate("baselines_budget", "baseline training steps / the most steps AdaTape needed on any seed to first "
-                 "reach 0.95 held-out (0 when it never did): a failure is not under-training only if the baselines "
-                 "had twice the winner's budget", ">=", 2.0),
+                 "reach 0.95 held-out (0 when it never did): the baselines trained at least as long as the winner "
+                 "needed", ">=", 1.0),
+            Gate("baselines_learn_control", "lowest final held-out accuracy, over the Transformer and the Universal "
+                 "Transformer and the seeds, on the short-vector control (release generator at length 8, same recipe "
+                 "and steps): a baseline that fails at the real length can learn parity", ">=", 0.95),
             Gate("universal_ponders", "mean ponder steps of the Universal Transformer on the held-out set, mean over "
                  "seeds (ACT collapsed to one step is a plain Transformer)", ">=", 1.5),
         ),
@@ -371,9 +377,9 @@ PREREGISTRATIONS = (
     # -- Looped: prefix sums (02) --------------------------------------------------------------------------------
     Preregistration(
         "L1.prefix_sums",
-        parts=(_gain("extrapolation_deficit", "extrapolation (exact match on the longer lengths at T = 10M) of the "
-                     "recall + outer norm configurations minus that of the no-recall configurations, means over "
-                     "configurations, per seed", 0.10, "exact match"),),
+        parts=(_gain("extrapolation_deficit", "extrapolation (exact match on the longer lengths, 64-512 bits, at "
+                     "T = max(10M, 2n)) of the recall + outer norm configurations minus that of the no-recall "
+                     "configurations, means over configurations, per seed", 0.10, "exact match"),),
         gates=(PREFIX_SUMS_LEARN,),
     ),
     Preregistration(
@@ -391,7 +397,9 @@ PREREGISTRATIONS = (
     Preregistration(
         "L3.prefix_sums",
         parts=tuple(_gain(f"competitive_norm_{norm}", f"extrapolation of internal minus standard recall, outer norm "
-                          f"{norm}, per seed", -0.05, "exact match") for norm in ("on", "off")),
+                          f"{norm}, per seed", -0.05, "exact match") for norm in ("on", "off"))
+        + (_gain("branch_competitive_norm_on", "extrapolation of internal-branch recall (the third-party reading) minus "
+                 "standard recall, outer norm on, per seed", -0.05, "exact match"),),
         gates=(PREFIX_SUMS_LEARN,),
     ),
     # -- Looped: sudoku (03) -------------------------------------------------------------------------------------
@@ -402,6 +410,8 @@ PREREGISTRATIONS = (
                   "per seed", 0.02, "accuracy"),
             _gain("competitive_norm_off", "held-out blank-cell accuracy of internal minus standard recall, outer "
                   "norm off, per seed", -0.05, "accuracy"),
+            _gain("branch_better_norm_on", "held-out blank-cell accuracy of internal-branch recall (the third-party "
+                  "reading) minus standard recall, outer norm on, per seed", 0.02, "accuracy"),
         ),
         gates=(SUDOKU_LEARN,),
     ),
@@ -418,8 +428,9 @@ PREREGISTRATIONS = (
         ("L4.sudoku", "held-out blank-cell accuracy",
          (SUDOKU_LEARN,)),
         ("L4.chess", "held-out accuracy",
-         (Gate("above_chance", "held-out accuracy of the best looped configuration minus the exact score of a "
-               "random legal move, lowest over seeds", ">=", 0.02),)),
+         # DEVIATION: [chess-legal-readout] held-out accuracy is the legal-move readout over every correct move (issue 24).
+         (Gate("above_chance", "held-out accuracy (legal-move readout, every correct move accepted) of the best looped "
+               "configuration minus the exact score of a random legal move, lowest over seeds", ">=", 0.02),)),
     )),
     # -- SELF: GLUE (05) -----------------------------------------------------------------------------------------
     *(Preregistration(
@@ -472,14 +483,17 @@ PREREGISTRATIONS = (
         parts=tuple(part for baseline in ("UT-ViT", "A-ViT") for part in (
             _gain(f"top1_vs_{baseline}", f"CIFAR-10 test top-1 of AdaTape (input bank) minus {baseline}, per seed",
                   0.0, "accuracy"),
-            _gain(f"speed_vs_{baseline}", f"images per second of AdaTape (input bank) / {baseline}, per seed", 1.0,
-                  "x"),
+            # DEVIATION: [a2-executed-cost-rule] executed MFLOPs, not images per second; a larger AdaTape too (issue 24).
+            _gain(f"cost_vs_{baseline}", f"executed MFLOPs per image of {baseline} / AdaTape (input bank), trained "
+                  "operating points, per seed", 1.0, "x"),
+            _gain(f"larger_cost_vs_{baseline}", f"executed MFLOPs per image of {baseline} / AdaTape (input bank) at "
+                  "1.5x width, trained operating points, per seed", 1.0, "x"),
         )),
         gates=(Gate("vit_competent", "ViT CIFAR-10 test top-1, mean over seeds", ">=", 0.55),
                Gate("operating_points", "fewest operating points (compute settings) measured for any adaptive "
                     "family, so that a quality/cost frontier exists", ">=", 3),
-               Gate("executed_cost", "1 when the cost compared is the compute actually executed, 0 when it is "
-                    "counted but not saved", ">=", 1)),
+               Gate("executed_cost", "1 when the executed MFLOPs per image of every adaptive family fall strictly "
+                    "with each cheaper operating point (the counted saving is executed), else 0", ">=", 1)),
     ),
     Preregistration(
         "A3",
@@ -489,8 +503,10 @@ PREREGISTRATIONS = (
     ),
     Preregistration(
         "A4",
-        parts=(_gain("separate_ffn_gain", "CIFAR-10 test top-1 of AdaTape with a separate tape FFN minus a shared "
-                     "one, per seed", 0.0, "accuracy"),),
+        # DEVIATION: [a4-size-matched-control] against a shared-FFN model of the same size (issue 24).
+        parts=(_gain("separate_ffn_gain", "CIFAR-10 test top-1 of AdaTape with a separate tape FFN minus the "
+                     "size-matched shared-FFN AdaTape (shared MLP widened to the same parameters), per seed", 0.0,
+                     "accuracy"),),
         gates=(Gate("size_matched", "parameters of the separate-FFN model / the shared-FFN model it is compared "
                     "with (a size-matched control is needed above 1.1)", "<=", 1.1),),
         min_replicates=6,
@@ -521,21 +537,23 @@ PREREGISTRATIONS = (
     # -- SELF: cost and scaling (10); a fixed pretrained model is measured, so the replicates are corpora ---------
     Preregistration(
         "S6.steps",
-        parts=(Part("median_at_least_3", "median refinement steps per (layer, example), per corpus", "at least", 3,
-                    "steps"),
-               Part("median_at_most_6", "median refinement steps per (layer, example), per corpus", "at most", 6,
-                    "steps")),
+        # The solver is pre-registered (issue 24): Anderson m = 5, tolerance 1e-3, cap 32 (FixedPointAttentionConfig).
+        parts=(Part("median_at_least_3", "median refinement steps per (layer, example), per corpus, Anderson m = 5, "
+                    "cap 32", "at least", 3, "steps"),
+               Part("median_at_most_6", "median refinement steps per (layer, example), per corpus, Anderson m = 5, "
+                    "cap 32", "at most", 6, "steps")),
         gates=(FPSA_CONVERGES,), replicate="corpus",
     ),
     Preregistration(
         "S6.flops",
-        parts=(Part("flops_ratio", "FLOPs of FPSA / vanilla, per corpus (paper: about 1.6x)", "at most", 2.0, "x"),),
+        parts=(Part("flops_ratio", "FLOPs of FPSA (Anderson m = 5, cap 32) / vanilla, per corpus (paper: about 1.6x)",
+                    "at most", 2.0, "x"),),
         gates=(FPSA_CONVERGES,), replicate="corpus",
     ),
     Preregistration(
         "S6.latency",
-        parts=(Part("latency_ratio", "forward time of FPSA / vanilla, per corpus (paper: 1.3-1.4x)", "at most", 1.75,
-                    "x"),),
+        parts=(Part("latency_ratio", "forward time of FPSA (Anderson m = 5, cap 32) / vanilla, per corpus (paper: "
+                    "1.3-1.4x)", "at most", 1.75, "x"),),
         gates=(FPSA_CONVERGES,), replicate="corpus",
     ),
     Preregistration(
@@ -546,10 +564,12 @@ PREREGISTRATIONS = (
     ),
     Preregistration(
         "S6.memory",
-        parts=(Part("memory_growth", "saved-for-backward memory of a training step with the implicit gradient at "
+        # DEVIATION: [s6-memory-neumann] the memory of the Neumann gradient, which passes the gradient test; the
+        # implicit one does not on these weights (issue 24: cosine 0.067).
+        parts=(Part("memory_growth", "saved-for-backward memory of a training step with the Neumann gradient at "
                     "this cap / at the smallest cap, minus 1, per cap", "at most", 0.05, "relative growth"),),
-        gates=(Gate("gradient_accurate", "cosine of the implicit gradient with backpropagation through the unrolled "
-                    "solver on a pretrained layer (a constant memory is worth nothing for a wrong gradient)", ">=",
+        gates=(Gate("gradient_accurate", "cosine of the Neumann gradient with backpropagation through the unrolled "
+                    "solver on pretrained MiniLM (a constant memory is worth nothing for a wrong gradient)", ">=",
                     0.95),),
         replicate="cap",
     ),

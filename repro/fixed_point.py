@@ -89,43 +89,48 @@ def iterate(f: Map, z0: torch.Tensor, max_steps: int, tol: float = 1e-3, damping
     return record.result()
 
 
+def anderson_coefficients(g: torch.Tensor, regularization: float = 1e-4) -> torch.Tensor:
+    """(batch, 1, k): the c minimising ||sum_i c_i g_i||^2 + regularization max_i ||g_i||^2 ||c||^2 subject to
+    sum_i c_i = 1, for the residuals g (batch, k, n) of the last k >= 1 iterates."""
+    batch, k = g.shape[:2]
+    gram = g @ g.transpose(1, 2)
+    # Tikhonov term relative to the Gram matrix's scale, so it neither vanishes nor dominates near convergence.
+    scale = gram.diagonal(dim1=1, dim2=2).amax(dim=1).clamp_min(torch.finfo(g.dtype).tiny).view(-1, 1, 1)
+    # The KKT system of the constrained least squares: [[0, 1^T], [1, G G^T + lambda I]] [mu; c] = [1; 0].
+    system = g.new_zeros(batch, k + 1, k + 1)
+    system[:, 0, 1:] = system[:, 1:, 0] = 1
+    system[:, 1:, 1:] = gram + regularization * scale * torch.eye(k, dtype=g.dtype, device=g.device)
+    rhs = g.new_zeros(batch, k + 1, 1)
+    rhs[:, 0] = 1
+    return torch.linalg.solve(system, rhs)[:, 1:].transpose(1, 2)
+
+
+def anderson_mix(xs: torch.Tensor, fs: torch.Tensor, regularization: float = 1e-4, mixing: float = 1.0) -> torch.Tensor:
+    """The next Anderson iterate (type II, Walker & Ni 2011) from the last k iterates of every example.
+
+    With iterates x_i and their images f(x_i) ((batch, k, n) each), the next iterate is
+    x = sum_i c_i (mixing f(x_i) + (1 - mixing) x_i), c the `anderson_coefficients` of the residuals
+    g_i = f(x_i) - x_i.
+    """
+    c = anderson_coefficients(fs - xs, regularization)
+    return (c @ (fs if mixing == 1 else mixing * fs + (1 - mixing) * xs))[:, 0]
+
+
 def anderson(f: Map, z0: torch.Tensor, max_steps: int, tol: float = 1e-3, memory: int = 5,
              regularization: float = 1e-4, mixing: float = 1.0) -> FixedPointResult:
-    """Anderson acceleration (type II, Walker & Ni 2011), per example.
-
-    With the last m iterates x_i and residuals g_i = f(x_i) - x_i, the next iterate is
-    x = sum_i c_i (mixing f(x_i) + (1 - mixing) x_i), where c minimises ||sum_i c_i g_i||^2
-    (+ regularization max_i ||g_i||^2 ||c||^2) subject to sum_i c_i = 1.
-    """
+    """Anderson acceleration of z = f(z) per example, with `anderson_mix` over the last `memory` iterates."""
     if memory < 2 or max_steps < 2:
         raise ValueError(f"Anderson needs memory >= 2 and max_steps >= 2, got {memory}, {max_steps}")
-    shape, batch = z0.shape, z0.shape[0]
+    shape = z0.shape
     record = _Record(z0, max_steps, tol)
-    xs = z0.new_zeros(batch, memory, z0[0].numel())
-    fs = torch.zeros_like(xs)
+    xs, fs = [], []
     x = z0.flatten(1)
     for evaluation in range(1, max_steps + 1):
-        slot = (evaluation - 1) % memory
         fx = f(x.view(shape)).flatten(1)
-        xs[:, slot], fs[:, slot] = x, fx
         if record.add(evaluation, fx.view(shape), relative_residual(fx, x)):
             break
-        filled = min(evaluation, memory)
-        if filled == 1:
-            x = fx
-            continue
-        g = fs[:, :filled] - xs[:, :filled]
-        # The KKT system of the constrained least squares: [[0, 1^T], [1, G G^T + lambda I]] [mu; c] = [1; 0].
-        system = z0.new_zeros(batch, filled + 1, filled + 1)
-        system[:, 0, 1:] = system[:, 1:, 0] = 1
-        gram = g @ g.transpose(1, 2)
-        # Tikhonov term relative to the Gram matrix's scale, so it neither vanishes nor dominates near convergence.
-        scale = gram.diagonal(dim1=1, dim2=2).amax(dim=1).view(-1, 1, 1)
-        system[:, 1:, 1:] = gram + regularization * scale * torch.eye(filled, device=z0.device)
-        rhs = z0.new_zeros(batch, filled + 1, 1)
-        rhs[:, 0] = 1
-        c = torch.linalg.solve(system, rhs)[:, 1:]
-        x = mixing * (c.transpose(1, 2) @ fs[:, :filled])[:, 0] + (1 - mixing) * (c.transpose(1, 2) @ xs[:, :filled])[:, 0]
+        xs, fs = (xs + [x])[-memory:], (fs + [fx])[-memory:]
+        x = anderson_mix(torch.stack(xs, 1), torch.stack(fs, 1), regularization, mixing)
     return record.result()
 
 

@@ -5,6 +5,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from repro.config import choice
+
 
 class MLP(nn.Module):
     """Position-wise feed-forward network: Linear -> GELU -> Linear."""
@@ -32,30 +34,43 @@ class GatedMLP(nn.Module):
         return self.outer(self.dropout(a * torch.sigmoid(b)))
 
 
+FAR_OFFSETS = ("clipped", "linear")
+"""What `RelativePositionBias` does beyond its table: share the edge score, or keep falling at the ALiBi slope."""
+
+
 class RelativePositionBias(nn.Module):
     """A learned score b_h(clip(j - i, -K, K)) per head, added to the attention logits of query i
     and key j (Shaw et al. 2018; T5's is the bucketed form of the same idea).
 
-    The score depends only on the offset, and every offset beyond K shares the edge entry, so a
-    table trained on short sequences covers sequences of any length. The table starts as ALiBi's
-    recency prior -m_h |offset| with slopes m_h = 2^-h (Press et al. 2022): attention begins local,
-    which is where the gradient of a running computation is.
+    The score depends only on the offset, so a table trained on short sequences covers sequences
+    of any length. The table starts as ALiBi's recency prior -m_h |offset| with slopes m_h = 2^-h
+    (Press et al. 2022): attention begins local, which is where the gradient of a running
+    computation is. Beyond K, `far = "clipped"` gives every offset the edge entry; `far = "linear"`
+    keeps falling from it at the fixed slope, b_h(K) - m_h (|j - i| - K), so distant tokens never
+    share one score: with a shared score, the hundreds of far tokens of a long sequence together
+    outweigh the few near ones, however low that score was learned.
     """
 
-    def __init__(self, heads: int, max_offset: int):
+    def __init__(self, heads: int, max_offset: int, far: str = "clipped"):
         super().__init__()
         if max_offset < 1:
             raise ValueError(f"max_offset must be >= 1, got {max_offset}")
-        self.max_offset = max_offset
+        choice("far", far, FAR_OFFSETS)
+        self.max_offset, self.far = max_offset, far
         slopes = 2.0 ** -torch.arange(heads, dtype=torch.float32)
         offsets = torch.arange(-max_offset, max_offset + 1, dtype=torch.float32)
         self.table = nn.Parameter(-slopes[:, None] * offsets.abs()[None, :])
+        self.register_buffer("slopes", slopes, persistent=False)
 
     def forward(self, tokens: int) -> torch.Tensor:
         """(heads, tokens, tokens) biases."""
         positions = torch.arange(tokens, device=self.table.device)
-        offsets = (positions[None, :] - positions[:, None]).clamp(-self.max_offset, self.max_offset)
-        return self.table[:, offsets + self.max_offset]
+        offsets = positions[None, :] - positions[:, None]
+        bias = self.table[:, offsets.clamp(-self.max_offset, self.max_offset) + self.max_offset]
+        if self.far == "clipped":
+            return bias
+        beyond = (offsets.abs() - self.max_offset).clamp_min(0).to(bias.dtype)
+        return bias - self.slopes[:, None, None] * beyond
 
 
 class SharedLabelBias(nn.Module):

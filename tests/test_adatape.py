@@ -120,3 +120,28 @@ def test_bad_tape_settings_are_rejected_with_the_reason():
         AdaTapeParityConfig.from_dict({"length": 8, "bank_sise": 3})
     with pytest.raises(ValueError, match="valid choices"):
         AdaTapeParity(AdaTapeParityConfig(length=8, bank="random"))
+
+
+def test_a_zeroed_tape_makes_the_logits_independent_of_the_bank_and_gives_it_no_gradient():
+    for bank in ("input", "learnable"):
+        config = AdaTapeParityConfig(length=8, bank=bank, bank_size=8, zero_tape=True,
+                                     encoder=dict(width=16, heads=2, layers=2, mlp_hidden=32, max_tape=10, budget=2.0))
+        with torch_seed(0):
+            model = AdaTapeParity(config)
+        tokens = torch.randint(0, 3, (16, 8))
+        logits, _ = model(tokens)
+        table = model.element_embedding.weight if bank == "input" else model.bank
+        with torch.no_grad():
+            table.normal_(std=5.0)  # any other bank content
+        again, _ = model(tokens)
+        assert torch.equal(logits, again)
+        torch.nn.functional.cross_entropy(again, torch.randint(0, 2, (16,))).backward()
+        assert table.grad is None or not table.grad.any()
+        assert model.input_token.weight.grad.abs().sum() > 0  # the rest of the model still learns
+    # Without the flag the same change of bank content changes the logits.
+    with torch_seed(0):
+        model = AdaTapeParity(AdaTapeParityConfig(length=8, encoder=dict(width=16, heads=2, layers=2, mlp_hidden=32)))
+    before, _ = model(tokens)
+    with torch.no_grad():
+        model.element_embedding.weight.normal_(std=5.0)
+    assert not torch.allclose(before, model(tokens)[0])

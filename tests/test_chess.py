@@ -3,9 +3,9 @@ import chess
 import pytest
 import torch
 
-from repro.data.chess import (LICHESS_FILES, RATING_EDGES, bucket_labels, encode_boards, is_correct,
-                              load_lichess, load_mate_in_one, mover_frame, parse_lichess_rows, planes_to_board,
-                              quantile_edges, rating_buckets)
+from repro.data.chess import (LICHESS_FILES, RATING_EDGES, bucket_labels, correct_moves, encode_boards,
+                              forces_mate_in_two, is_correct, load_lichess, load_mate_in_one, mates_in_one, mover_frame,
+                              parse_lichess_rows, planes_to_board, quantile_edges, rating_buckets)
 from repro.data.files import data_file
 
 
@@ -90,6 +90,49 @@ def test_scoring_accepts_every_mate_in_one():
     # Where the solution does not mate, only the solution counts.
     other = parse_lichess_rows([WHITE_SOLVES])
     assert not is_correct(other, torch.tensor([chess.E6]), torch.tensor([chess.E8])).item()
+    # Both mates are targets; the line ends in mate, so its mate distance is recorded.
+    target = puzzles.target_map()[0]
+    assert target.sum() == 4 and target[[chess.E1, chess.E8, chess.A1, chess.A8]].eq(1).all()
+    assert puzzles.mates.tolist() == [1] and other.mates.tolist() == [0]
+
+
+def brute_force_mate_in_two(board: chess.Board, move: chess.Move) -> bool:
+    """The reference: every reply answered by some mate, searching every move (no pruning to checks)."""
+    board.push(move)
+    if board.is_checkmate():
+        board.pop()
+        return True
+    replies = list(board.legal_moves)
+    forced = bool(replies)
+    for reply in replies:
+        board.push(reply)
+        forced &= any(_mates(board, m) for m in list(board.legal_moves))
+        board.pop()
+    board.pop()
+    return forced
+
+
+def _mates(board, move):
+    board.push(move)
+    mates = board.is_checkmate()
+    board.pop()
+    return mates
+
+
+# White: rooks a2 and b1 against a lone king on h8. No mate in one; Ra7 and Rb7 both force mate in two.
+LADDER = chess.Board("7k/8/8/8/8/8/R7/1R4K1 w - - 0 1")
+
+
+def test_mate_in_two_search_matches_brute_force_and_accepts_every_solution():
+    assert mates_in_one(LADDER) == []
+    for move in LADDER.legal_moves:
+        assert forces_mate_in_two(LADDER, move) == brute_force_mate_in_two(LADDER, move), move
+    accepted = correct_moves(LADDER, chess.Move.from_uci("a2a7"))
+    assert {"a2a7", "b1b7"} <= {m.uci() for m in accepted}
+    assert {m.uci() for m in accepted} == {m.uci() for m in LADDER.legal_moves if brute_force_mate_in_two(LADDER, m)}
+    assert LADDER.fen() == "7k/8/8/8/8/8/R7/1R4K1 w - - 0 1"   # the search leaves the board as it found it
+    # A move that does not force mate (here a quiet king move) is its own only answer.
+    assert correct_moves(LADDER, chess.Move.from_uci("g1f1")) == [chess.Move.from_uci("g1f1")]
 
 
 def test_rating_buckets_and_quantile_edges():

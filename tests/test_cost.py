@@ -73,19 +73,20 @@ def test_one_undamped_fpsa_iteration_costs_what_vanilla_costs():
 
 def test_fpsa_flops_follow_the_iterations_each_example_ran():
     x = spread_inputs()
-    flops, iterations = fpsa_flops(x, FixedPointAttentionConfig(damping=1.0, tol=1e-4, max_iterations=10))
+    flops, iterations = fpsa_flops(x, FixedPointAttentionConfig(solver="damped", damping=1.0, tol=1e-4, max_iterations=10))
     assert iterations[-1] == 10 and iterations[0] < iterations[1] < 10, iterations
     # Per example: V once, then each evaluation of the map; measured on one example run for 1 and 2 evaluations.
-    one, _ = fpsa_flops(x[:1], FixedPointAttentionConfig(damping=1.0, tol=0.0, max_iterations=1))
-    two, _ = fpsa_flops(x[:1], FixedPointAttentionConfig(damping=1.0, tol=0.0, max_iterations=2))
+    one, _ = fpsa_flops(x[:1], FixedPointAttentionConfig(solver="damped", damping=1.0, tol=0.0, max_iterations=1))
+    two, _ = fpsa_flops(x[:1], FixedPointAttentionConfig(solver="damped", damping=1.0, tol=0.0, max_iterations=2))
     assert flops == len(x) * one + (iterations.sum().item() - len(x)) * (two - one)
-    capped, _ = fpsa_flops(x, FixedPointAttentionConfig(damping=1.0, tol=0.0, max_iterations=10))
+    capped, _ = fpsa_flops(x, FixedPointAttentionConfig(solver="damped", damping=1.0, tol=0.0, max_iterations=10))
     assert capped == len(x) * one + (10 - 1) * len(x) * (two - one) > flops
 
 
 def saved_bytes(gradient: str, iterations: int) -> int:
+    # The damped solver: its per-iteration memory is the same tensors each time (Anderson's history saturates at m).
     fixed_point = FixedPointSelfAttention(layer(), FixedPointAttentionConfig(
-        damping=1.0, tol=0.0, max_iterations=iterations, gradient=gradient))
+        solver="damped", damping=1.0, tol=0.0, max_iterations=iterations, gradient=gradient))
     x = torch.randn(2, 6, 8, generator=rng("cost-memory"))
     return training_memory(lambda: fixed_point(x).square().sum(), fixed_point, CPU).saved_bytes
 

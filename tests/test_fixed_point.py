@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from repro.fixed_point import (anderson, iterate, path_spread, reachability, relative_residual, sensitivity,
+from repro.fixed_point import (anderson, anderson_mix, iterate, path_spread, reachability, relative_residual, sensitivity,
                                spectral_norm, spectral_radius, stability)
 from repro.seeding import rng
 
@@ -127,3 +127,14 @@ def test_stability_takes_the_three_axes_at_the_reached_state():
         stability(step, lambda e: e, e[:1], edited[:1], [2], 1, 5, rng("s"))
     with pytest.raises(ValueError, match="2 horizons need as many names"):
         measures.medians(["one"], tol=1e-3)
+
+
+def test_anderson_mix_solves_an_affine_map_from_dimension_plus_one_iterates():
+    g = torch.Generator().manual_seed(2)
+    matrix, offset = 2 * torch.randn(3, 3, generator=g, dtype=torch.float64), torch.randn(3, dtype=torch.float64, generator=g)
+    f = linear_map(matrix, offset)  # far from a contraction: plain iteration diverges, the mix is exact all the same
+    xs = torch.randn(2, 4, 3, generator=g, dtype=torch.float64)
+    fs = torch.stack([f(xs[:, i]) for i in range(4)], dim=1)
+    fixed = torch.linalg.solve(torch.eye(3, dtype=torch.float64) - matrix, offset)
+    torch.testing.assert_close(anderson_mix(xs, fs, regularization=0.0), fixed.expand(2, 3), rtol=0, atol=1e-9)
+

@@ -16,7 +16,8 @@ CLASSES = tuple(f"class {k}" for k in range(10))
 TINY = dict(seeds=[0, 1], datasets=["fashion-mnist"], steps=2, batch=4, lr=1e-3, width=8, heads=2, layers=2,
             mlp_hidden=16, patch=4, bank_patch=2, fashion_models=["ViT", "SELF-ViT", ADATAPE], fashion_steps=2,
             efficientnet_steps=1, efficientnet_lr=1e-3, efficientnet_size=None, eval_size=10, validation_size=10,
-            throughput_batch=4, throughput_repeats=1, flop_batch=2)
+            throughput_batch=4, throughput_repeats=1, flop_batch=2, tape_seeds=[0, 1], ffn_seeds=[0, 1],
+            halting_eps=[0.01, 0.2, 0.5], tape_caps=[10, 6, 3])
 
 
 def images(count: int, seed: int) -> ImageSet:
@@ -77,14 +78,15 @@ def test_scores_of_a_constant_ranking_are_the_share_of_its_top_classes():
     test = images(20, 3)
     row = ic.scores(Constant(), test, 7, Preprocessing((0.5,), (0.25,)), keep_selection=True)
     # Labels cycle through the 10 classes: class 0 is a tenth of them, classes 0-4 half.
-    assert row == {"top-1": 0.1, "top-5": 0.5, "token_layers": 3.0, "selected": None}
+    # A model without matrix products executes 0 MFLOPs.
+    assert row == {"top-1": 0.1, "top-5": 0.5, "MFLOPs / image": 0.0, "token_layers": 3.0, "selected": None}
 
 
 def test_training_records_curves_and_evaluation_one_row_per_model_and_seed(zoo, trained):
     models, curves, per_seed, selections = trained
     assert list(models) == [("fashion-mnist", name, seed) for name in TINY["fashion_models"] for seed in (0, 1)]
     assert set(curves.columns) >= {"dataset", "model", "seed", "step", "validation top-1"}
-    assert len(per_seed) == 6 and per_seed[["top-1", "top-5"]].apply(lambda s: s.between(0, 1)).all().all()
+    assert len(per_seed) == 2 + 2 + 2 * 3 and per_seed[["top-1", "top-5"]].apply(lambda s: s.between(0, 1)).all().all()
     assert (per_seed["top-1"] <= per_seed["top-5"]).all()
     fpsa = per_seed.set_index("model")["FPSA at cap"]
     assert fpsa.loc["SELF-ViT"].between(0, 1).all() and fpsa.loc["ViT"].isna().all()
@@ -133,11 +135,34 @@ def test_ratio_is_per_seed_and_refuses_unpaired_seeds():
         ic.ratio(frame.iloc[1:], "speed", "a", "b")
 
 
-def test_adaptive_front_keeps_the_adaptive_models_in_order():
-    frame = pd.DataFrame({"dataset": "cifar10", "model": ["ViT", ic.UT, ADATAPE], "top-1": [0.5, 0.4, 0.3],
-                          "images / s": [10.0, 20.0, 30.0]})
-    front = ic.adaptive_front(frame)
-    assert list(front.index) == [ADATAPE, ic.UT] and list(front.columns) == ["top-1", "images / s"]
+def test_frontier_keeps_the_adaptive_models_in_order_and_the_gate_reads_falling_cost():
+    frame = pd.DataFrame({"dataset": "cifar10", "model": ["ViT", ic.UT, ic.UT, ADATAPE, ADATAPE],
+                          "operating point": [None, 0.01, 0.5, 10, 3], "top-1": [0.5, 0.4, 0.3, 0.3, 0.2],
+                          "MFLOPs / image": [9.0, 8.0, 5.0, 7.0, 7.0], "nominal MFLOPs / image": 9.0,
+                          "images / s": [10.0, 20.0, 30.0, 40.0, 50.0]})
+    front = ic.frontier(frame)
+    assert list(front.index) == [(ADATAPE, 10), (ADATAPE, 3), (ic.UT, 0.01), (ic.UT, 0.5)]
+    assert ic.cost_falls(front) == 0.0  # AdaTape's cost did not fall with its cap
+    frame.loc[4, "MFLOPs / image"] = 6.0
+    assert ic.cost_falls(ic.frontier(frame)) == 1.0
+
+
+def test_the_size_matched_control_has_the_separate_ffn_models_size_within_one_hidden_unit():
+    vit = ic.ViTConfig(image_size=8, patch=4, channels=1, classes=10, width=8, heads=2, layers=2, mlp_hidden=16)
+    separate = ic.count_parameters(ic.BUILDERS[ic.ADATAPE_SEPARATE](vit, 2))
+    matched = ic.size_matched(vit, 2)
+    per_unit = ic.count_parameters(ic.tape(ic.replace(vit, mlp_hidden=17), 2)) - \
+        ic.count_parameters(ic.tape(vit, 2))
+    assert abs(ic.count_parameters(matched) - separate) <= per_unit / 2
+    assert not matched.config.separate_tape_ffn and matched.config.vit.mlp_hidden > 16
+
+
+def test_executed_cost_falls_with_the_operating_point_and_nominal_does_not(zoo, trained):
+    per_seed = trained[2]
+    tape_rows = per_seed[per_seed.model == ADATAPE].sort_values("operating point")
+    assert list(tape_rows["operating point"].unique()) == [3, 6, 10]
+    assert (tape_rows["MFLOPs / image"] <= tape_rows["nominal MFLOPs / image"] + 1e-9).all()
+    assert tape_rows["nominal MFLOPs / image"].nunique() == 1
 
 
 def test_figures_have_one_panel_per_map_and_two_per_dataset(zoo, trained):

@@ -85,8 +85,8 @@ def test_readout_at_every_iteration_and_residual_trace():
     assert torch.allclose(logits, model.readout(z), atol=1e-6)
 
 
-def test_the_same_weights_run_on_longer_sequences_and_see_only_clipped_offsets():
-    model = looped(max_offset=3)
+def test_the_same_weights_run_on_longer_sequences_and_the_clipped_bias_sees_only_clipped_offsets():
+    model = looped(max_offset=3, far_offsets="clipped")
     longer, _ = generate(2, 64, rng("long"))
     assert model(longer, iterations=3)[0].shape == (2, 65, 2)
     bias = model.blocks[0].attention.position_bias
@@ -95,6 +95,48 @@ def test_the_same_weights_run_on_longer_sequences_and_see_only_clipped_offsets()
     assert torch.equal(short, long[:, 10:16, 10:16])
     assert torch.equal(long[:, 30, 0], table[:, 0]) and torch.equal(long[:, 0, 30], table[:, 6])
     assert torch.equal(long[:, 20, 19], table[:, 2]) and torch.equal(long[:, 20, 21], table[:, 4])
+
+
+def test_by_default_the_bias_keeps_falling_beyond_the_table_at_each_heads_alibi_slope():
+    model = looped(max_offset=3)
+    bias = model.blocks[0].attention.position_bias
+    long = bias(40)
+    slopes = torch.tensor([1.0, 0.5])   # 2^-h for the two heads
+    for query, key in ((30, 0), (0, 30), (20, 16), (5, 39)):
+        edge = bias.table[:, 0 if key < query else 6]
+        assert torch.allclose(long[:, query, key], edge - slopes * (abs(key - query) - 3))
+    assert torch.equal(long[:, 20, 19], bias.table[:, 2]) and torch.equal(bias(6), long[:, 10:16, 10:16])
+    assert (long[:, 39, :36].diff(dim=-1) > 0).all()   # no two far keys share a score
+
+
+def test_internal_branch_recall_is_one_concatenation_map_into_each_branch_with_an_outer_norm_after_each_update():
+    model = looped(recall="internal-branch", recall_form="concat")
+    tokens, _ = generate(2, 7, rng("tokens"))
+    e = model.embed(tokens)
+    z = torch.randn_like(e)
+    block, W = model.blocks[0], model.recall.project.weight
+    r = block.attention_norm(torch.cat((z, e), dim=-1) @ W.T)
+    h = model.attention_outer_norm(z + block.attention(r))
+    r = block.mlp_norm(torch.cat((h, e), dim=-1) @ W.T)
+    assert torch.allclose(model.step(z, e), model.outer_norm(h + block.mlp(r)), atol=1e-5)
+    assert model.recall.project.bias is None
+    with pytest.raises(ValueError, match="needs recall_form 'concat'"):
+        looped(recall="internal-branch")
+
+
+def test_the_loop_stops_computing_once_the_state_is_exactly_a_fixed_point_and_yields_the_same_states():
+    model = looped()
+    tokens, _ = generate(2, 7, rng("tokens"))
+    calls = []
+    original = model.step
+    # A step that lands on a fixed point after its third call: every later call returns its input unchanged.
+    def step(z, e, iteration=0):
+        calls.append(iteration)
+        return original(z, e, iteration) if iteration < 3 else z
+    model.step = step
+    states = list(model.states(tokens, 10))
+    assert calls == [0, 1, 2, 3] and len(states) == 10
+    assert all(torch.equal(z, states[3][0]) for z, _ in states[3:]) and all((r == 0).all() for _, r in states[3:])
 
 
 def test_untied_model_uses_one_block_per_iteration():
@@ -150,7 +192,8 @@ def test_progressive_loss_mixes_in_the_full_unroll_with_weight_one_minus_alpha()
 
 
 def test_the_study_compares_six_named_configurations():
-    assert list(CONFIGURATIONS) == [configuration_name(r, n) for r in RECALLS for n in ("none", "layernorm")]
+    assert list(CONFIGURATIONS) == [configuration_name(r, n) for r in RECALLS[:3] for n in ("none", "layernorm")]
+    assert RECALLS[3] == "internal-branch"
     assert CONFIGURATIONS["recall internal, outer norm on"] == dict(recall="internal", outer_norm="layernorm")
 
 

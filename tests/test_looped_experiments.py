@@ -199,3 +199,43 @@ def test_wall_time_ends_with_the_notebook_so_far():
     table = looped.wall_time(fake_study())
     assert table.index.tolist() == ["training", "notebook so far"] and table.index.name == "stage"
     assert table.loc["training", "seconds"] == 1.2 and table.loc["notebook so far", "seconds"] >= 2.0
+
+
+def test_a_zoo_builds_the_chosen_looped_models_and_the_variants_beside_the_six():
+    from repro.experiments.looped import CLIPPED_CONTROL, INTERNAL_BRANCH
+    zoo = Zoo.of(settings(), looped=[RECALL_NORM_ON[0], INTERNAL_BRANCH, CLIPPED_CONTROL], vocab=VOCAB, outputs=2)
+    assert zoo.names == [RECALL_NORM_ON[0], INTERNAL_BRANCH, CLIPPED_CONTROL, REFERENCE]
+    assert zoo.build(INTERNAL_BRANCH).config.recall == "internal-branch"
+    assert zoo.build(CLIPPED_CONTROL).config.far_offsets == "clipped"
+    assert zoo.build(RECALL_NORM_ON[0]).config.far_offsets == "linear"
+    with pytest.raises(ValueError, match="unknown looped models"):
+        Zoo.of(settings(), looped=["recall sideways"], vocab=VOCAB, outputs=2)
+
+
+def test_training_reports_steps_to_criterion_and_reading_takes_iterations_per_input():
+    S = settings(steps=4, seeds=[0])
+    zoo = Zoo.of(S, looped=[LOOPED[2]], vocab=VOCAB, outputs=2)
+    tokens, targets = evaluation_set(6, 8, 0)
+    models, curves, walls = looped.train_zoo(
+        zoo, S, fake_study(), "test", lambda seed: PrefixSumStream(6, S.batch, seed),
+        lambda m, depth: {"always": 1.0, "never": 0.0}, evaluations=2, criterion=("always", 0.5))
+    assert walls.steps_to_criterion.tolist() == [curves.step.min()] * 2
+    _, never = looped.train_zoo(zoo, S, fake_study(), "test", lambda seed: PrefixSumStream(6, S.batch, seed),
+                                lambda m, depth: {"never": 0.0}, evaluations=2, criterion=("never", 0.5))[1:]
+    assert never.steps_to_criterion.isna().all()
+    rows, _ = looped.read_every_iteration(models, {6: tokens, 9: evaluation_set(9, 4, 0)[0]}, {6: 2, 9: 5},
+                                          lambda key, logits: [{"length": key}])
+    looped_rows = rows[rows.model == LOOPED[2]]
+    assert looped_rows.groupby("length").iterations.max().to_dict() == {6: 2, 9: 5}
+
+
+def test_parts_that_need_a_configuration_the_run_lacks_are_not_measured():
+    measures = pd.DataFrame([{"model": name, "seed": seed, "accuracy": 0.5 + seed}
+                             for name in RECALL_NORM_ON for seed in (0, 1)]).set_index(["model", "seed"])
+    assert looped.over_configurations(measures, NO_RECALL, "accuracy", "mean", [0, 1]) is None
+    assert looped.minus(looped.over_configurations(measures, RECALL_NORM_ON, "accuracy", "mean", [0, 1]), None) is None
+    table = looped.seed_by_configuration(measures, "accuracy", [0, 1])
+    assert looped.internal_minus_standard(table, "layernorm").tolist() == [0.0, 0.0]
+    assert looped.internal_minus_standard(table, "none") is None
+    assert looped.internal_minus_standard(table, "layernorm", "internal-branch") is None
+    assert looped.grid_only(measures) is None and looped.measured(None) is None

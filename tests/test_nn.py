@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from repro.nn import EncoderBlock, SelfAttention, SharedLabelBias, masked_mean
+from repro.nn import EncoderBlock, RelativePositionBias, SelfAttention, SharedLabelBias, masked_mean
 from repro.seeding import torch_seed
 
 
@@ -78,3 +78,12 @@ def test_shared_label_bias_adds_a_learned_score_for_each_grouping_two_positions_
         bias(5)
     with pytest.raises(ValueError, match="either max_offset"):
         SelfAttention(8, heads=2, max_offset=2, position_bias=bias)
+
+
+def test_relative_position_bias_clips_by_default_and_falls_linearly_when_asked():
+    clipped, linear = RelativePositionBias(2, 2), RelativePositionBias(2, 2, far="linear")
+    assert torch.equal(clipped(9)[:, 0, 8], clipped.table[:, 4])   # offset 8 shares the edge entry (offset 2)
+    assert torch.allclose(linear(9)[:, 0, 8], linear.table[:, 4] - torch.tensor([1.0, 0.5]) * 6)
+    assert torch.equal(clipped(3), linear(3))   # inside the table the two agree
+    with pytest.raises(ValueError, match="unknown far 'ramp'"):
+        RelativePositionBias(2, 2, far="ramp")

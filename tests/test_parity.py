@@ -45,3 +45,25 @@ def test_same_seed_same_data_and_streams_do_not_collide():
 def test_unknown_generator_names_the_valid_ones():
     with pytest.raises(ValueError, match="'adatape', 'act'"):
         generate("ponder", 4, 8, rng("x"))
+
+
+@pytest.mark.parametrize("kind,counts", [("adatape", (0, 15)), ("adatape", (15, 33)), ("act", (30, 65))])
+def test_a_count_split_keeps_exactly_the_vectors_with_those_counts(kind, counts):
+    symbols, labels = generate(kind, 300, GENERATORS[kind], rng("test-split", kind), counts)
+    ones = (symbols == 2).sum(dim=1)
+    assert len(symbols) == 300 and ((ones >= counts[0]) & (ones < counts[1])).all()
+    assert torch.equal(labels, ones % 2)
+    # Rejection keeps the generator's distribution within the range: the same draws, filtered.
+    full, _ = generate(kind, 300, GENERATORS[kind], rng("test-split", kind))
+    full_ones = (full == 2).sum(dim=1)
+    kept = full[(full_ones >= counts[0]) & (full_ones < counts[1])]
+    assert torch.equal(symbols[: len(kept)], kept)
+
+
+def test_a_count_split_rejects_an_empty_or_impossible_range():
+    with pytest.raises(ValueError, match="low < high"):
+        generate("adatape", 4, 8, rng("x"), (5, 5))
+    with pytest.raises(ValueError, match="almost never"):
+        generate("adatape", 4, 32, rng("x"), (32, 33))
+    stream = ParityStream("adatape", 32, 16, seed=0, counts=(0, 15))
+    assert ((stream.batch_at(3)[0] == 2).sum(dim=1) < 15).all()

@@ -87,7 +87,7 @@ def test_a_claim_row_links_its_notebook_source_and_the_library_functions_that_me
     results = tmp_path / "results"
     results.mkdir()
     document = json.loads((ROOT / "results" / "01_parity.json").read_text())
-    pipeline = [where(parity.per_seed), where(parity.first_solved)]
+    pipeline = [where(parity.per_seed), where(parity.baselines_budget)]
     odd = {"function": "repro.experiments.parity.<locals>.inner", "source": pipeline[0]["source"], "line": 1}
     for entry in document["claims"]:
         entry["pipeline"] = [*pipeline, odd]

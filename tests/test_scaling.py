@@ -16,7 +16,8 @@ from repro.seeding import torch_seed
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-TINY = dict(seeds=[0], sst2=3, stsb=2, squad=1, max_tokens=24, batch=2, large_cap=4, text_repeats=1, warmup=0,
+DAMPED = "FPSA, damped 0.5, cap 4"
+TINY = dict(seeds=[0], sst2=3, stsb=2, squad=1, max_tokens=24, batch=2, damped_cap=4, text_repeats=1, warmup=0,
             minilm_lengths=[8, 16], minilm_batch=1, encoder=dict(layers=1, width=16, heads=2, mlp_hidden=32),
             encoder_lengths=[8, 16], encoder_batch=1, sweep_repeats=1, memory_caps=[1, 2], memory_batch=1,
             memory_length=8)
@@ -56,7 +57,7 @@ def measured(bert, corpora, tokenizer, settings):
 
 def test_settings_take_one_seed_and_allow_no_warmup(settings):
     assert settings.seed == 0 and settings.warmup == 0 and settings.memory_caps == (1, 2)
-    assert list(settings.solvers()) == [BASE, "FPSA, cap 4"]
+    assert list(settings.solvers()) == [BASE, DAMPED] == ["FPSA, anderson, cap 32", "FPSA, damped 0.5, cap 4"]
     with pytest.raises(ValueError, match="one seed"):
         ScalingSettings.of(**TINY | dict(seeds=[0, 1]))
     with pytest.raises(ValueError, match="warmup must lie in"):
@@ -86,12 +87,16 @@ def test_text_cost_records_every_solve_and_every_batch(measured, corpora, settin
     fixed_point, steps, costs = measured
     examples = sum(len(first) for first, _ in corpora.values())
     assert len(steps) == len(settings.solvers()) * 2 * examples  # solvers x layers x examples
-    assert (steps.steps == steps.evaluations - 1).all() and steps.evaluations.between(1, 4).all()
-    default = steps[steps.solver == BASE]
-    assert (default["at cap"] == (default.evaluations >= DEFAULT.max_iterations)).all()
+    assert (steps.steps == steps.evaluations - 1).all()
+    for solver, config in settings.solvers().items():
+        rows = steps[steps.solver == solver]
+        assert rows.evaluations.between(1, config.max_iterations).all()
+        assert (rows.evaluations[rows["at cap"]] == config.max_iterations).all()  # at the cap unconverged
+        assert costs[f"{solver} at cap"].sum() == rows["at cap"].sum()
+        assert (costs[f"{solver} solves"] == 2 * costs.examples).all()  # layers x examples
     assert list(costs.corpus) == ["sentences", "sentences", "pairs"] and costs.examples.sum() == examples
-    assert {f"{BASE} ms", f"{BASE} GFLOPs", "FPSA, cap 4 GFLOPs"} <= set(costs.columns)
-    assert "FPSA, cap 4 ms" not in costs  # the large cap is counted, not timed
+    assert {f"{BASE} ms", f"{BASE} GFLOPs", f"{DAMPED} GFLOPs"} <= set(costs.columns)
+    assert f"{DAMPED} ms" not in costs  # the comparison solver is counted, not timed
     assert all(layer.config == DEFAULT for layer in fixed_point_layers(fixed_point))
 
 
@@ -104,11 +109,13 @@ def test_step_summaries_and_cost_ratios_by_hand():
     assert summary.loc[("a", "y"), "mean_tokens"] == 6 and summary.loc[("a", "x"), "pairs"] == 2
     assert per_layer.loc[2, "b: median_steps"] == 3.5
     costs = pd.DataFrame({"corpus": ["x", "x", "y"], "vanilla GFLOPs": [1.0, 1.0, 2.0], "vanilla ms": [1.0, 3.0, 2.0],
-                          f"{BASE} GFLOPs": [2.0, 1.0, 3.0], f"{BASE} ms": [2.0, 4.0, 2.0]})
+                          f"{BASE} GFLOPs": [2.0, 1.0, 3.0], f"{BASE} ms": [2.0, 4.0, 2.0],
+                          f"{BASE} solves": [4, 4, 2], f"{BASE} at cap": [1, 0, 2]})
     table = sc.text_cost_table(costs, [BASE])
     assert list(table.index) == ["x", "y", "all"]
     assert table.loc["x", f"{BASE} FLOPs ratio"] == 1.5 and table.loc["x", f"{BASE} latency ratio"] == 1.5
     assert table.loc["all", f"{BASE} FLOPs ratio"] == 1.5 and table.loc["all", "vanilla ms"] == 6
+    assert table.loc["x", f"{BASE} at cap"] == 1 / 8 and table.loc["all", f"{BASE} at cap"] == 0.3
 
 
 def test_text_windows_wrap_consecutive_stream_tokens(tokenizer):
@@ -143,24 +150,38 @@ def test_slopes_recover_exact_power_laws():
     assert row["time ratio, longest"] == pytest.approx(0.25)
 
 
-def test_the_memory_sweep_keeps_implicit_memory_flat_and_unrolled_growing(bert, tokenizer, settings):
+def test_the_memory_sweep_keeps_neumann_memory_flat_and_unrolled_growing(bert, tokenizer, settings):
     inputs = sc.text_windows(torch.arange(1000, 1012), tokenizer, 8, 2)
     memory = sc.memory_sweep(bert, inputs, (1, 2, 4), settings.seed)
     assert len(memory) == 1 + len(GRADIENTS) * 3 and memory.iloc[0].gradient == "vanilla attention"
+    assert set(memory.outcome) <= {"ok", "adjoint diverged"}
     growth = sc.memory_growth(memory)
     assert list(growth["growth"].index) == [2, 4] and growth["growth"].abs().max() < 0.05
     assert growth["unrolled growth"] > 0.5
     assert not bert.training  # measured on copies
     cosines = sc.gradient_cosines(bert, inputs, 2)
-    assert cosines["reference cap"] == 8 and -1 <= cosines["same-cap cosine"] <= 1 and cosines["cosine"] > 0.5
+    assert list(cosines.index) == list(GRADIENTS) and (cosines["reference cap"] == 8).all()
+    assert cosines.cosine.between(-1, 1).all() and cosines.at["neumann", "cosine"] > 0.5
+    assert (cosines[["adjoint converged", "adjoint stalled", "adjoint diverged"]].sum(axis=1)
+            == [0, 4, 4, 0]).all()  # layers x examples for the adjoint modes, none for phantom and unrolled
+
+
+def test_an_implicit_step_whose_adjoint_diverges_is_a_row_not_a_crash(bert, tokenizer, settings, monkeypatch):
+    inputs = sc.text_windows(torch.arange(1000, 1012), tokenizer, 8, 2)
+
+    def diverging(*args, **kwargs):
+        raise sc.AdjointDivergence("encoder.layer.0.attention: the implicit adjoint solve diverged")
+    monkeypatch.setattr(sc, "training_memory", diverging)
+    row = sc.measure(bert, inputs, "implicit", 2, settings.seed)
+    assert row["outcome"] == "adjoint diverged" and "encoder.layer.0" in row["detail"] and row["saved MiB"] != row["saved MiB"]
 
 
 def test_memory_growth_by_hand():
-    memory = pd.DataFrame({"gradient": ["vanilla attention", "implicit", "implicit", "implicit", "unrolled", "unrolled"],
+    memory = pd.DataFrame({"gradient": ["vanilla attention", "neumann", "neumann", "neumann", "unrolled", "unrolled"],
                            "cap": [1, 1, 2, 4, 1, 4], "saved MiB": [1.0, 2.0, 2.0, 2.2, 2.0, 5.0]})
     growth = sc.memory_growth(memory)
     assert growth["growth"].tolist() == pytest.approx([0.0, 0.1])
-    assert growth["implicit spread"] == pytest.approx(0.1) and growth["unrolled growth"] == pytest.approx(1.5)
+    assert growth["neumann spread"] == pytest.approx(0.1) and growth["unrolled growth"] == pytest.approx(1.5)
     assert growth["unrolled MiB"] == (2.0, 5.0)
 
 
@@ -174,11 +195,13 @@ def test_the_text_sample_draws_each_corpus_and_keeps_every_context_once(settings
 
 
 def test_memory_evidence_quotes_the_spread_growth_and_cosines(settings):
-    memory = pd.DataFrame({"gradient": ["vanilla attention", "implicit", "implicit", "unrolled", "unrolled", "neumann",
-                                        "phantom"],
-                           "cap": [1, 1, 4, 1, 4, 4, 4], "saved MiB": [1.0, 2.0, 2.2, 2.0, 5.0, 2.1, 2.3]})
-    cosines = {"cap": 4, "cosine": 0.99, "reference cap": 8, "same-cap cosine": 0.97}
+    memory = pd.DataFrame({"gradient": ["vanilla attention", "neumann", "neumann", "unrolled", "unrolled", "implicit",
+                                        "implicit", "phantom"],
+                           "cap": [1, 1, 4, 1, 4, 1, 4, 4], "saved MiB": [1.0, 2.0, 2.2, 2.0, 5.0, 2.1, float("nan"), 2.3],
+                           "outcome": ["ok"] * 6 + ["adjoint diverged", "ok"]})
+    cosines = pd.DataFrame({"gradient": ["neumann", "implicit"], "cosine": [0.99, 0.3], "norm ratio": [1.0, 3.0],
+                            "cap": 4, "reference cap": 16, "reference residual": 1e-7}).set_index("gradient")
     text = sc.memory_evidence(memory, cosines, settings)
-    assert "implicit varies by 10.0%" in text and "unrolled grows by 150% (2.0 -> 5.0 MiB)" in text
-    assert "neumann 2.1 MiB, phantom 2.3 MiB, vanilla 1.0 MiB" in text
-    assert "0.9900 at cap 8, 0.9700 at cap 4" in text
+    assert "neumann varies by 10.0%" in text and "unrolled grows by 150% (2.0 -> 5.0 MiB)" in text
+    assert "implicit 2.1 MiB; phantom 2.3 MiB; vanilla attention 1.0 MiB; implicit: adjoint diverged at caps [4]" in text
+    assert "16 damped evaluations" in text and "neumann 0.9900 (norm 1.00), implicit 0.3000 (norm 3.00)" in text

@@ -1,12 +1,14 @@
+import copy
 import gc
+import warnings
 import weakref
 
 import pytest
 import torch
 
-from repro.models.self_transformer import (FixedPointAttentionConfig, FixedPointBertAttention,
-                                           FixedPointSelfAttention, fixed_point_aux, fixed_point_layers,
-                                           swap_bert_attention, swap_self_attention)
+from repro.models.self_transformer import (AdjointDivergence, FixedPointAttentionConfig, FixedPointBertAttention,
+                                           FixedPointSelfAttention, adjoint_counts, fixed_point_aux,
+                                           fixed_point_layers, swap_bert_attention, swap_self_attention)
 from repro.models.transformer import TransformerClassifier, TransformerConfig
 from repro.nn import EncoderBlock, SelfAttention
 from repro.seeding import rng, torch_seed
@@ -65,6 +67,40 @@ def test_config_rejects_unknown_keys_and_choices():
         FixedPointAttentionConfig(gradient="jfb")
     with pytest.raises(ValueError, match="damping"):
         FixedPointAttentionConfig(damping=0.0)
+    with pytest.raises(ValueError, match="unknown solver 'broyden'"):
+        FixedPointAttentionConfig(solver="broyden")
+    with pytest.raises(ValueError, match="unknown adjoint_failure"):
+        FixedPointAttentionConfig(adjoint_failure="ignore")
+
+
+def test_anderson_reaches_the_damped_fixed_point_in_fewer_evaluations():
+    vanilla = attention(scale=0.9, dtype=torch.float64)
+    x, mask = inputs(3, 6, 8, dtype=torch.float64), padding_mask(3, 6)
+    outputs, evaluations = {}, {}
+    for solver in ("anderson", "damped"):
+        layer = FixedPointSelfAttention(vanilla, FixedPointAttentionConfig(solver=solver, tol=1e-10, max_iterations=200))
+        with torch.no_grad():
+            outputs[solver] = layer(x, mask)
+        assert layer.aux.converged.all()
+        evaluations[solver] = layer.aux.iterations
+    torch.testing.assert_close(outputs["anderson"], outputs["damped"], rtol=0, atol=1e-8)
+    assert (evaluations["anderson"] < evaluations["damped"]).all()
+
+
+def test_a_damped_solve_that_cannot_reach_the_tolerance_warns():
+    layer = FixedPointSelfAttention(attention(), FixedPointAttentionConfig(solver="damped", max_iterations=8))
+    x = inputs(2, 5, 8)
+    with torch.no_grad(), pytest.warns(RuntimeWarning, match="cannot converge by construction.*a cap of at least"):
+        layer(x)
+    first = layer.aux.residuals[0].max().item()
+    assert first * 0.5 ** 7 > 1e-3  # the bound the warning states
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with torch.no_grad():
+            for config in (FixedPointAttentionConfig(solver="damped", max_iterations=40),  # the cap allows it
+                           FixedPointAttentionConfig(solver="damped", tol=0.0, max_iterations=8),  # all steps asked
+                           FixedPointAttentionConfig(max_iterations=8)):  # Anderson has no such bound
+                FixedPointSelfAttention(attention(), config)(x)
 
 
 @pytest.mark.parametrize("max_offset", [0, 3])
@@ -227,10 +263,89 @@ def test_our_encoder_reports_every_layer():
     with torch_seed(0):
         model = TransformerClassifier(TransformerConfig(vocab=10, max_len=6, classes=2, width=16, heads=2, layers=3))
     swap_self_attention(model, FixedPointAttentionConfig(gradient="implicit", max_iterations=8, backward_tol=1e-4,
-                                                         backward_max_iterations=8))
+                                                         backward_max_iterations=8, adjoint_failure="record"))
     tokens = torch.randint(0, 10, (4, 6), generator=rng("fpsa-tokens"))
     logits, _ = model(tokens)
     logits.sum().backward()
     aux = fixed_point_aux(model)
     assert aux["iterations"].shape == aux["residuals"].shape == aux["backward_steps"].shape == (3, 4)
     assert ((aux["residuals"] < 1e-3) | (aux["iterations"] == 8)).all()
+    counts = adjoint_counts(model)
+    assert [row["layer"] for row in counts] == [f"blocks.{i}.attention" for i in range(3)]
+    assert all(row["converged"] + row["stalled"] + row["diverged"] == 4 for row in counts)
+    # 8 adjoint steps miss 1e-4 somewhere: recorded, not hidden (with the default "raise" it is an error).
+    assert sum(row["stalled"] + row["diverged"] for row in counts) > 0
+    swap_self_attention(model, FixedPointAttentionConfig(gradient="implicit"))
+    assert all(row["converged"] == row["stalled"] == row["diverged"] == 0 for row in adjoint_counts(model))
+
+
+SENTENCES = ["it 's a charming and often affecting journey . ", "unflinchingly bleak and desperate ",
+             "allows us to hope that nolan is poised to embark a major career as a commercial yet inventive filmmaker . ",
+             "the acting , costumes , music , cinematography and sound are all astounding given the production 's "
+             "austere locales . ", "it 's slow -- very , very slow . ", "although laced with humor and a few fanciful "
+             "touches , the film is a refreshingly serious look at young women . ", "a sometimes tedious film . ",
+             "or doing last year 's taxes with your ex-wife . "]
+"""The first 8 SST-2 dev sentences."""
+
+
+@pytest.fixture(scope="module")
+def pretrained_layer():
+    """MiniLM's first attention layer in float64, at the embeddings of real sentences: its undamped map does not
+    contract (issue 24: spectral radius above 1 in layers 1-4), the case the toy maps above do not test."""
+    from repro.models import minilm as backbone
+    tokens = backbone.tokenizer()(SENTENCES, padding=True, return_tensors="pt")
+    model = backbone.encoder().eval()
+    with torch.no_grad():
+        hidden = model(**tokens, output_hidden_states=True).hidden_states[0].double()
+    mask = (1.0 - tokens["attention_mask"][:, None, None, :].double()) * torch.finfo(torch.float64).min
+    layer = swap_bert_attention(copy.deepcopy(model.encoder.layer[0].attention).double(), VANILLA)
+    probe = inputs(*hidden.shape, dtype=torch.float64, seed=5)
+    return layer, hidden, mask, probe
+
+
+def pretrained_gradient(pretrained_layer, config: FixedPointAttentionConfig) -> torch.Tensor:
+    """d<probe, FPSA(x)>/d(x, weights) of the pretrained layer under `config`."""
+    layer, hidden, mask, probe = pretrained_layer
+    swap_bert_attention(layer, config)
+    layer.zero_grad()
+    x = hidden.clone().requires_grad_()
+    (layer(x, mask)[0] * probe).sum().backward()
+    return torch.cat([x.grad.flatten()] + [p.grad.flatten() for p in layer.parameters() if p.grad is not None])
+
+
+def test_every_gradient_mode_against_unrolled_backprop_on_a_pretrained_layer(pretrained_layer):
+    layer = pretrained_layer[0]
+    # The reference: backpropagation through 64 damped evaluations, which reach the fixed point of every sentence.
+    reference = pretrained_gradient(pretrained_layer, FixedPointAttentionConfig(
+        solver="damped", gradient="unrolled", tol=0.0, max_iterations=64))
+    assert (layer.aux.residual < 1e-6).all()
+    cosine_and_norm = {}
+    for name, config in {"neumann": FixedPointAttentionConfig(), "unrolled": FixedPointAttentionConfig(gradient="unrolled"),
+                         "phantom": FixedPointAttentionConfig(gradient="phantom"),
+                         "implicit": FixedPointAttentionConfig(gradient="implicit", backward_solver="anderson")}.items():
+        gradient = pretrained_gradient(pretrained_layer, config)
+        cosine_and_norm[name] = (torch.nn.functional.cosine_similarity(gradient, reference, dim=0).item(),
+                                 (gradient.norm() / reference.norm()).item())
+        assert layer.aux.converged.all()  # the forward at tol 1e-3 limits every mode's accuracy
+    # The levels each mode reaches here (issue 24 measured 0.978, 0.990 and 0.932 for the first three on 16 sentences).
+    for name, cosine in {"neumann": 0.98, "unrolled": 0.99, "phantom": 0.93, "implicit": 0.98}.items():
+        assert cosine_and_norm[name][0] > cosine, (name, cosine_and_norm[name])
+        assert abs(cosine_and_norm[name][1] - 1) < 0.07, (name, cosine_and_norm[name])
+    assert cosine_and_norm["phantom"][0] < cosine_and_norm["neumann"][0] < cosine_and_norm["unrolled"][0]
+    assert layer.adjoint.converged == len(SENTENCES)  # the Anderson adjoint converged for every sentence
+
+
+def test_an_implicit_adjoint_that_misses_its_tolerance_raises_or_is_recorded(pretrained_layer):
+    """The damped adjoint iteration stalls above backward_tol for 2 of the 8 sentences in 40 steps: its result was once
+    returned silently, a gradient of cosine 0.3 and 3x the norm."""
+    layer = pretrained_layer[0]
+    with pytest.raises(AdjointDivergence, match="^FPSA: the implicit adjoint solve") as error:
+        pretrained_gradient(pretrained_layer, FixedPointAttentionConfig(gradient="implicit"))
+    assert "missed backward_tol 1e-06 for 2 of 8 examples" in str(error.value)
+    reference = pretrained_gradient(pretrained_layer, FixedPointAttentionConfig(
+        solver="damped", gradient="unrolled", tol=0.0, max_iterations=64))
+    recorded = pretrained_gradient(pretrained_layer, FixedPointAttentionConfig(gradient="implicit", adjoint_failure="record"))
+    assert vars(layer.adjoint) == {"converged": 6, "stalled": 2, "diverged": 0}
+    assert adjoint_counts(layer) == [{"layer": layer.name, "gradient": "implicit", "converged": 6, "stalled": 2,
+                                      "diverged": 0}]
+    assert torch.nn.functional.cosine_similarity(recorded, reference, dim=0) < 0.5

@@ -2,8 +2,10 @@ import pytest
 import torch
 
 from repro.models.self_transformer import FixedPointAttentionConfig, fixed_point_layers
+from repro.cost import count_flops
 from repro.models.vit import (AdaTapeViT, AdaTapeViTConfig, HaltingViT, HaltingViTConfig, PatchEmbedding, UniversalViT,
-                              UniversalViTConfig, ViT, ViTConfig, self_vit)
+                              UniversalViTConfig, ViT, ViTConfig, on_running_tokens, self_vit)
+from repro.nn import EncoderBlock
 from repro.nn import count_parameters
 from repro.seeding import torch_seed
 
@@ -150,3 +152,49 @@ def test_the_task_loss_reaches_the_input_driven_bank_through_the_merge_weights()
     torch.nn.functional.cross_entropy(logits, torch.arange(4) % 5).backward()
     for parameter in (model.bank_embed.project.weight, model.bank_embed.positions, model.pre_bank.weight):
         assert parameter.grad is not None and parameter.grad.abs().sum() > 0
+
+
+GATHERING = [(HaltingViT, HaltingViTConfig(vit=ViTConfig(**SMALL), gate_center=0.5)),
+             (UniversalViT, UniversalViTConfig(vit=ViTConfig(**SMALL))),
+             (AdaTapeViT, AdaTapeViTConfig(vit=ViTConfig(**SMALL), max_tape=6, budget=2.0)),
+             (AdaTapeViT, AdaTapeViTConfig(vit=ViTConfig(**SMALL), max_tape=6, budget=2.0, separate_tape_ffn=True))]
+
+
+@pytest.mark.parametrize("cls,config", GATHERING)
+def test_the_gathered_computation_equals_the_masked_one_and_costs_no_more(cls, config):
+    model = built(cls, config)
+    x = images(8)
+    for point in ((6, 3) if cls is AdaTapeViT else (0.01, 0.5)):
+        model.operating_point = point
+        with torch.no_grad():
+            gathered, aux = model(x)
+            executed = count_flops(lambda: model(x))
+            model.gather = False
+            masked, masked_aux = model(x)
+            nominal = count_flops(lambda: model(x))
+            model.gather = True
+        assert torch.allclose(gathered, masked, atol=1e-5)
+        assert torch.equal(aux["token_layers"], masked_aux["token_layers"]) and executed <= nominal
+    if cls is HaltingViT:  # its tokens halt at these settings, so the saving is real
+        assert executed < nominal
+
+
+def block_flops(tokens: int, width: int, hidden: int) -> int:
+    """A pre-LN block on `tokens` tokens attending among themselves, by hand: qkv 2 t w 3w, scores and mixing
+    2 t t w each, output 2 t w w, MLP 2 t w h twice."""
+    return 2 * tokens * width * 3 * width + 4 * tokens * tokens * width + 2 * tokens * width * width \
+        + 4 * tokens * width * hidden
+
+
+def test_running_tokens_alone_are_computed_and_attend_among_themselves():
+    with torch_seed(0):
+        block = EncoderBlock(8, 2, 16).eval()
+    x = torch.randn(3, 6, 8)
+    running = torch.tensor([[1, 0, 1, 1, 0, 0], [1, 1, 1, 1, 1, 1], [0, 0, 0, 0, 0, 0]], dtype=torch.bool)
+    with torch.no_grad():
+        out = on_running_tokens(block, x, running)
+        flops = count_flops(lambda: on_running_tokens(block, x, running))
+    assert torch.allclose(out[0, [0, 2, 3]], block(x[:1, [0, 2, 3]])[0], atol=1e-6)
+    assert torch.allclose(out[1], block(x[1:2])[0], atol=1e-6)
+    assert torch.equal(out[~running], x[~running])
+    assert flops == block_flops(3, 8, 16) + block_flops(6, 8, 16)

@@ -495,7 +495,7 @@ def _analyse_all(settings: MinerSettings, fens: Sequence[str]) -> list[Analysis]
 def calibration_rows(puzzles: ChessPuzzles, settings: MinerSettings, workers: int = 1) -> list[dict[str, str]]:
     """The difficulty measure of mining on real puzzles, one row per puzzle (`CALIBRATION_COLUMNS`):
     the measured depth and mate distance, Stockfish's move and the Lichess solution, Solved (1 where
-    Stockfish's move is the solution, or any mate where the solution mates in one, as `is_correct`
+    Stockfish's move is one of the puzzle's correct moves, as `is_correct`
     scores a model), Puzzle (1 where the position passes our puzzle test), the win margin and the rating."""
     chunks = [puzzles.fens[worker::workers] for worker in range(workers)]
     with ThreadPoolExecutor(workers) as pool:

@@ -1,12 +1,15 @@
 """The chess half of the looped study (notebook 04): the mined corpus split into a training pool and test buckets,
-the move readout and its metric, the puzzle stream, chance, and the small valid edit of the stability axes.
+the move readout and its metrics, the puzzle stream, the reference rows (a random legal move, a one-ply heuristic, a
+non-looped MLP of equal training compute), and the small valid edit of the stability axes.
 
-A puzzle is read as 64 square tokens in the mover's frame; the model scores every square as part of the move or not,
-and its move is its two top squares. The metric accepts the solution and, where the solution mates in one, any other
-mate (`repro.data.chess.is_correct`); `accepted_moves` scores every legal move once, so that reading the metric after
-every test-time iteration is a table lookup rather than a chess engine call.
+A puzzle is read as 64 square tokens in the mover's frame; the model scores every square s(square) as part of the
+move. Its move is the legal (from, to) with the highest s(from) + s(to) (`legal_move_correct`, the metric that decides);
+the two top squares over all 64, which may be no legal move, are kept as a second metric (`both_squares_correct`).
+Both accept every correct move (`repro.data.chess.correct_moves`); `accepted_moves` finds them once per puzzle, so
+that reading the metrics after every test-time iteration is a table lookup rather than a chess search.
 """
 
+import copy
 from dataclasses import dataclass
 
 import chess
@@ -14,15 +17,19 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 import torch
+from torch import nn
 
-from repro.data.chess import (RATING_EDGES, ChessPuzzles, bucket_labels, is_correct, load_lichess, load_mate_in_one,
-                              mover_frame, rating_buckets)
+from repro.data.chess import (RATING_EDGES, ChessPuzzles, bucket_labels, correct_pairs, load_lichess,
+                              load_mate_in_one, mates_in_one, mover_frame, rating_buckets)
 from repro.data.chess_corpus import load_calibration, load_mined
+from repro.cost import count_flops
 from repro.experiments.looped import ExtrapolationSettings, bucket_index, bucket_means
+from repro.losses import token_loss
 from repro.plots import finish
 from repro.results import spearman
-from repro.seeding import rng
-from repro.study import bounded
+from repro.seeding import derive, rng, torch_seed
+from repro.study import Study, bounded
+from repro.train import TrainConfig, train
 
 SQUARES = torch.arange(64)
 RANK, FILE = SQUARES // 8, SQUARES % 8
@@ -38,7 +45,10 @@ class ChessSettings(ExtrapolationSettings):
     train_share: float = bounded(0, 1)
     """The training depth limit is the smallest depth at or below which this share of the corpus lies."""
     train_cap: int
-    eval_size: int
+    test_size: int
+    """Puzzles per mined bucket and of BIG-bench mate-in-one (binomial s.e. <= 0.025 at any rate)."""
+    lichess_test_size: int
+    """Puzzles per Lichess rating band (s.e. <= 0.035)."""
     validation_size: int
 
 
@@ -47,41 +57,94 @@ def square_tokens(puzzles: ChessPuzzles) -> torch.Tensor:
     return (puzzles.boards.reshape(-1, 12, 64).long() * torch.arange(1, 13)[:, None]).sum(dim=1)
 
 
+def _move_table(pairs: list[list[tuple[int, int]]]) -> torch.Tensor:
+    """(N, 64 * 64) bool with True at index 64 * from + to of every pair of each row."""
+    table = torch.zeros(len(pairs), 64 * 64, dtype=torch.bool)
+    for row, moves in enumerate(pairs):
+        table[row, [64 * a + b for a, b in moves]] = True
+    return table
+
+
 def accepted_moves(puzzles: ChessPuzzles) -> torch.Tensor:
-    """(N, 64 * 64) bool: the (from, to) pairs `is_correct` accepts, found by scoring every legal move once,
-    so that the accuracy at every test-time iteration is a lookup."""
-    rows, moves = [], []
-    for row, fen in enumerate(puzzles.fens):
-        for move in mover_frame(chess.Board(fen)).legal_moves:
-            rows.append(row)
-            moves.append((move.from_square, move.to_square))
-    rows, moves = torch.tensor(rows), torch.tensor(moves)
-    ok = is_correct(puzzles.subset(rows), moves[:, 0], moves[:, 1])
-    accepted = torch.zeros(len(puzzles), 64 * 64, dtype=torch.bool)
-    accepted[rows[ok], moves[ok, 0] * 64 + moves[ok, 1]] = True
-    if not accepted[torch.arange(len(puzzles)), puzzles.from_squares * 64 + puzzles.to_squares].all():
-        raise ValueError("a puzzle's own solution is not accepted by is_correct")
-    return accepted
+    """(N, 64 * 64) bool: the (from, to) pairs of every correct move (mover's frame), index 64 * from + to."""
+    return _move_table(correct_pairs(puzzles))
 
 
 def legal_moves(puzzles: ChessPuzzles) -> torch.Tensor:
-    """(N,) the number of legal moves in each puzzle's position."""
-    return torch.tensor([chess.Board(fen).legal_moves.count() for fen in puzzles.fens], dtype=torch.float)
+    """(N, 64 * 64) bool: the (from, to) pairs of every legal move (mover's frame)."""
+    return _move_table([[(m.from_square, m.to_square) for m in mover_frame(chess.Board(fen)).legal_moves]
+                        for fen in puzzles.fens])
+
+
+def square_scores(logits: torch.Tensor) -> torch.Tensor:
+    """(..., 64) s(square): how strongly the model puts each square in the move (logit of 'in' minus 'out')."""
+    return logits[..., 1] - logits[..., 0]
+
+
+def legal_move_correct(logits: torch.Tensor, legal: torch.Tensor, accepted: torch.Tensor) -> torch.Tensor:
+    """(N,) float: the legal (from, to) with the highest s(from) + s(to) is an accepted move."""
+    # DEVIATION: [chess-legal-readout] the move is read among legal moves only; the two top squares are a second metric.
+    s = square_scores(logits.float())
+    pair = (s[:, :, None] + s[:, None, :]).flatten(1).masked_fill(~legal, float("-inf"))
+    return accepted.gather(1, pair.argmax(dim=1, keepdim=True)).squeeze(1).float()
+
+
+def legal_accuracy(tokens: torch.Tensor, legal: torch.Tensor, accepted: torch.Tensor):
+    """`evaluate(model, depth=None)` for the training loops: the legal readout's accuracy on these puzzles, after
+    `depth` iterations of a looped model, or of a model that takes no depth (the MLP)."""
+    def evaluate(model: nn.Module, depth: int | None = None) -> dict:
+        logits = model(tokens)[0] if depth is None else model(tokens, depth)[0]
+        return {"accuracy": legal_move_correct(logits, legal, accepted).mean().item()}
+    return evaluate
 
 
 def both_squares_correct(logits: torch.Tensor, accepted: torch.Tensor) -> torch.Tensor:
-    """(N,) float: the two top-scoring squares are the from- and to-square of an accepted move (in either order)."""
-    a, b = (logits[..., 1] - logits[..., 0]).topk(2, dim=-1).indices.unbind(-1)
+    """(N,) float: the two top-scoring squares over all 64 are the from- and to-square of an accepted move (in either
+    order); the unmasked metric, which may read a move that is not legal."""
+    a, b = square_scores(logits).topk(2, dim=-1).indices.unbind(-1)
     rows = torch.arange(len(a), device=a.device)
     return (accepted[rows, a * 64 + b] | accepted[rows, b * 64 + a]).float()
+
+
+PIECE_VALUES = {chess.PAWN: 1, chess.KNIGHT: 3, chess.BISHOP: 3, chess.ROOK: 5, chess.QUEEN: 9, chess.KING: 0}
+
+
+def heuristic_moves(board: chess.Board) -> list[tuple[int, int]]:
+    """The one-ply heuristic's candidates (mover's frame (from, to)), all equally good to it: every mate in one if
+    there is one; else the captures of the most valuable piece, by the least valuable attacker; else every legal move."""
+    frame = mover_frame(board)
+    moves = mates_in_one(frame)
+    if not moves:
+        captures = [m for m in frame.legal_moves if frame.is_capture(m)]
+        if captures:
+            def gain(m):   # en passant takes a pawn from a square other than `to`
+                taken = chess.PAWN if frame.is_en_passant(m) else frame.piece_type_at(m.to_square)
+                return PIECE_VALUES[taken], -PIECE_VALUES[frame.piece_type_at(m.from_square)]
+            best = max(map(gain, captures))
+            moves = [m for m in captures if gain(m) == best]
+        else:
+            moves = list(frame.legal_moves)
+    return list(dict.fromkeys((m.from_square, m.to_square) for m in moves))
+
+
+def expected_score(candidates: torch.Tensor, accepted: torch.Tensor) -> torch.Tensor:
+    """(N,) the exact expected score of a move drawn uniformly from each row's `candidates` ((N, 4096) bool)."""
+    return (candidates & accepted).sum(dim=1) / candidates.sum(dim=1)
 
 
 class PuzzleStream:
     """`batch_at(step)`: a seeded draw of `batch` training puzzles, a pure function of (seed, step)."""
 
     def __init__(self, puzzles: ChessPuzzles, batch: int, seed: int):
+        # Targets: the squares of every correct move (several mates in one are all right).
         self.tokens, self.targets = square_tokens(puzzles), puzzles.target_map().long()
         self.batch, self.seed = min(batch, len(puzzles)), seed
+
+    def with_seed(self, seed: int) -> "PuzzleStream":
+        """The same pool and targets (computed once) drawn under another seed."""
+        stream = copy.copy(self)
+        stream.seed = seed
+        return stream
 
     def batch_at(self, step: int):
         index = torch.randint(len(self.tokens), (self.batch,), generator=rng("chess-batches", self.seed, step))
@@ -120,12 +183,12 @@ class ChessSplit:
 
 def mined_buckets(train_depth: int) -> list[str]:
     """The mined test buckets; the first two are in-distribution."""
-    return [f"depth ≤ {train_depth}", "mate in 1", f"depth > {train_depth}", "mate in 2+"]
+    return [f"depth ≤ {train_depth}", "mate in 1", f"depth > {train_depth}", "mate in 2", "mate in 3+"]
 
 
 def mined_bucket(puzzles: ChessPuzzles, train_depth: int) -> list[str]:
-    """Non-mates by depth, mates by mate distance."""
-    return [("mate in 1" if mate == 1 else "mate in 2+") if mate else
+    """Non-mates by depth, mates by mate distance (1, 2, 3 or more)."""
+    return [(f"mate in {mate}" if mate < 3 else "mate in 3+") if mate else
             (f"depth ≤ {train_depth}" if depth <= train_depth else f"depth > {train_depth}")
             for depth, mate in zip(puzzles.depths.tolist(), puzzles.mates.tolist())]
 
@@ -137,21 +200,21 @@ def split(settings: ChessSettings, corpus_dir) -> ChessSplit:
     mined = load_mined(corpus_dir)            # raises, saying how to mine it, when there is no corpus
     calibration = load_calibration(corpus_dir)
     lichess = load_lichess()
-    mate_in_one = load_mate_in_one(settings.eval_size)
+    mate_in_one = load_mate_in_one(settings.test_size)
     depth_counts = torch.bincount(mined.depths)
     train_depth = int((depth_counts.cumsum(0) >= settings.train_share * len(mined)).nonzero()[0])
     buckets = mined_buckets(train_depth)
     labels = mined_bucket(mined, train_depth)
     order = torch.randperm(len(mined), generator=rng("chess-split"))
     held = {b: [i for i in order.tolist() if labels[i] == b] for b in buckets}
-    reserved = {b: settings.eval_size + (settings.validation_size + settings.stability_size if b == buckets[0] else 0)
+    reserved = {b: settings.test_size + (settings.validation_size + settings.stability_size if b == buckets[0] else 0)
                 for b in buckets}
     test_rows = {b: rows[:reserved[b]] for b, rows in held.items()}
     trainable = ((mined.depths <= train_depth) & (mined.mates <= 1)).tolist()
     taken = {i for rows in test_rows.values() for i in rows}
     train_rows = [i for i in order.tolist() if trainable[i] and i not in taken][:settings.train_cap]
     rows_of = lambda rows: mined.subset(torch.tensor(rows, dtype=torch.long))
-    first, size = test_rows[buckets[0]], settings.eval_size
+    first, size = test_rows[buckets[0]], settings.test_size
     tests, roles = {}, {}
     for b in buckets:
         rows = test_rows[b][:size]
@@ -161,7 +224,8 @@ def split(settings: ChessSettings, corpus_dir) -> ChessSplit:
     lichess_bucket = rating_buckets(lichess)
     for k, label in enumerate(bucket_labels()):
         members = (lichess_bucket == k).nonzero().flatten()
-        members = members[torch.randperm(len(members), generator=rng("chess-lichess-test", k))][:size]
+        members = members[torch.randperm(len(members), generator=rng("chess-lichess-test", k))][
+            :settings.lichess_test_size]
         if len(members):
             tests["Lichess", label] = lichess.subset(members)
             roles["Lichess", label] = "real (Lichess)"
@@ -251,27 +315,114 @@ def difficulty_figure(split: ChessSplit, cal: pd.DataFrame, depth_spearman: floa
     return finish(fig, axes, legend_axis=0)
 
 
+RANDOM, HEURISTIC = "random legal move", "one-ply heuristic"
+
+
 class BucketScores:
-    """Every test bucket in one batch, its accepted moves and its chance; `rows(logits)` scores each bucket."""
+    """Every test bucket in one batch, its legal and accepted moves; `rows(logits)` scores each bucket with the legal
+    readout (`accuracy`, the deciding metric) and the unmasked one (`unmasked`)."""
 
     def __init__(self, split: ChessSplit, device: torch.device):
         self.split = split
-        puzzles = concatenate(list(split.tests.values()))
-        self.tokens, self.accepted = square_tokens(puzzles).to(device), accepted_moves(puzzles).to(device)
-        # Chance: the score of a uniformly random legal move, exactly (accepted moves / legal moves, per puzzle).
-        self.chance = self.accepted.sum(dim=1).cpu() / legal_moves(puzzles)
+        self.puzzles = concatenate(list(split.tests.values()))
+        self.tokens = square_tokens(self.puzzles).to(device)
+        self.accepted, self.legal = accepted_moves(self.puzzles).to(device), legal_moves(self.puzzles).to(device)
         self.bucket_of = bucket_index(split.tests).to(device)
 
     def rows(self, logits: torch.Tensor) -> list[dict]:
-        accuracy = bucket_means(both_squares_correct(logits, self.accepted), self.bucket_of, len(self.split.tests))
-        return [{"source": s, "bucket": b, "role": self.split.roles[s, b], "accuracy": accuracy[k]}
+        means = {metric: bucket_means(score, self.bucket_of, len(self.split.tests)) for metric, score in (
+            ("accuracy", legal_move_correct(logits, self.legal, self.accepted)),
+            ("unmasked", both_squares_correct(logits, self.accepted)))}
+        return [{"source": s, "bucket": b, "role": self.split.roles[s, b], **{m: v[k] for m, v in means.items()}}
                 for k, (s, b) in enumerate(self.split.tests)]
 
-    def bucket_chance(self) -> pd.Series:
-        """Chance per bucket: the mean over its puzzles of the exact score of a random legal move."""
+    def references(self) -> pd.DataFrame:
+        """Per bucket, the exact expected score of a random legal move (chance) and of the one-ply heuristic (ties drawn
+        uniformly), both under the legal readout's accepted moves."""
+        accepted, bucket_of = self.accepted.cpu(), self.bucket_of.cpu()
+        heuristic = _move_table([heuristic_moves(chess.Board(fen)) for fen in self.puzzles.fens])
+        scores = {RANDOM: expected_score(self.legal.cpu(), accepted), HEURISTIC: expected_score(heuristic, accepted)}
+        return pd.DataFrame({name: bucket_means(score, bucket_of, len(self.split.tests)) for name, score in scores.items()},
+                            index=pd.MultiIndex.from_tuples(self.split.buckets, names=["source", "bucket"]))
+
+    def answers(self) -> pd.DataFrame:
+        """Per bucket: the puzzles with several correct moves, and the mates in 3+, whose only accepted answer is the
+        solution (their alternatives are not searched: a lower bound on their score)."""
+        several = (self.accepted.sum(dim=1) > 1).cpu()
         bucket_of = self.bucket_of.cpu()
-        return pd.Series([self.chance[bucket_of == k].mean().item() for k in range(len(self.split.tests))],
-                         index=pd.MultiIndex.from_tuples(self.split.buckets))
+        return pd.DataFrame([{"source": s, "bucket": b,
+                              "several correct moves": int(several[bucket_of == k].sum()),
+                              "mates in 3+ (solution only)": 0 if t.mates is None else int((t.mates >= 3).sum())}
+                             for k, ((s, b), t) in enumerate(self.split.tests.items())]).set_index(["source", "bucket"])
+
+
+# --- the non-looped MLP of equal training compute ------------------------------------------------
+
+@dataclass(frozen=True)
+class MLPConfig:
+    hidden: int
+    layers: int = 2
+    vocab: int = 13
+    iterations: int = 1
+    """One pass: `looped.read_every_iteration` reads a reference once, at its `config.iterations`."""
+
+
+class BoardMLP(nn.Module):
+    """The board as 64 one-hot square tokens, flattened, through `layers` hidden layers of `hidden` GELU units, to the
+    two logits of every square: the same input, output and loss as the looped models, with no attention or loop."""
+
+    def __init__(self, config: MLPConfig):
+        super().__init__()
+        self.config = config
+        sizes = [64 * config.vocab] + [config.hidden] * config.layers
+        self.body = nn.Sequential(*[m for a, b in zip(sizes, sizes[1:]) for m in (nn.Linear(a, b), nn.GELU())],
+                                  nn.Linear(config.hidden, 64 * 2))
+
+    def forward(self, tokens: torch.Tensor):
+        x = nn.functional.one_hot(tokens, self.config.vocab).float().flatten(1)
+        return self.body(x).reshape(len(tokens), 64, 2), {}
+
+
+def mlp_loss(model: BoardMLP, batch) -> torch.Tensor:
+    tokens, targets = batch
+    return token_loss(model(tokens)[0], targets)
+
+
+def equal_compute_hidden(looped: nn.Module, iterations: int, layers: int = 2) -> int:
+    """The hidden width whose `BoardMLP` costs, per board, the matrix-product FLOPs of one forward pass of `looped` at
+    its `iterations` (both train with the same steps and batch, so their training compute matches)."""
+    tokens = torch.zeros(1, 64, dtype=torch.long)
+    target = count_flops(lambda: looped(tokens, iterations))
+
+    def cost(hidden: int) -> int:
+        return count_flops(lambda: BoardMLP(MLPConfig(hidden, layers))(tokens))
+
+    low, high = 1, 1
+    while cost(high) < target:
+        low, high = high, 2 * high
+    while high - low > 1:   # cost grows with the width: bisect to the last width not above the target
+        middle = (low + high) // 2
+        low, high = (middle, high) if cost(middle) <= target else (low, middle)
+    return low
+
+
+MLP = "MLP (equal training compute)"
+
+
+def train_mlps(settings: ChessSettings, study: Study, stream, hidden: int, evaluate) -> tuple[dict, pd.DataFrame]:
+    """The MLP reference trained on every seed with the looped models' steps, batch, optimiser and schedule;
+    returns (models by (MLP, seed), runs with their train seconds)."""
+    models, walls = {}, []
+    for seed in settings.seeds:
+        with torch_seed(derive("chess-model", MLP, seed)):
+            model = BoardMLP(MLPConfig(hidden))
+        config = TrainConfig(steps=settings.steps, lr=settings.lr, warmup_steps=settings.steps // 10,
+                             eval_every=settings.steps // 4, checkpoint_every=settings.steps // 4, seed=seed)
+        result = train(model.to(study.device), mlp_loss, stream(seed), config, evaluate=evaluate,
+                       checkpoint=study.checkpoint(MLP, seed), device=study.device, description=f"{MLP} seed {seed}")
+        models[MLP, seed] = model
+        walls.append({"model": MLP, "seed": seed, "train_seconds": result.wall_seconds})
+    return models, pd.DataFrame(walls)
 
 
 def removable_pieces(puzzles: ChessPuzzles) -> tuple[torch.Tensor, torch.Tensor]:

@@ -10,15 +10,18 @@ checkpoints) and builds, trains and scores each (model, dataset, seed):
    comparison, read with `repro.experiments.paired.difference`);
 2. `Zoo.fit` trains it with `repro.train.train` on `AugmentedBatches` (a pure function of seed and step), the
    validation top-1 as its learning curve;
-3. `Zoo.evaluate` scores the test images once (`scores`: top-1, top-5, the compute the model reports, FPSA's share of
-   solves at the cap via `repro.experiments.paired.spend`) and measures MFLOPs and images per second per image;
+3. `Zoo.evaluate` scores the test images once per operating point (`scores`: top-1, top-5, the compute the model
+   reports, the executed MFLOPs counted over the whole scoring pass, FPSA's share of solves at the cap via
+   `repro.experiments.paired.spend`), the nominal MFLOPs (the same model padded and masked) and images per second;
+   the adaptive models are scored at each of their test-time operating points (`operating_points`);
 4. `centre_ratio` reads AdaTape's tape-selection map (A3): the share of selections in the central quarter of the
-   image over that region's share of the bank.
+   image over that region's share of the bank, with untrained and noise-image controls.
 
 Everything comes out as tidy frames, one row per (dataset, model, seed).
 """
 
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -39,21 +42,29 @@ from repro.models.vit import (AdaTapeViT, AdaTapeViTConfig, HaltingViT, HaltingV
 from repro.nn import count_parameters
 from repro.results import mean_std_text
 from repro.seeding import derive, torch_seed
-from repro.study import Settings
+from repro.study import Settings, bounded
 from repro.train import TrainConfig, TrainResult, train
 
 ADATAPE = "AdaTape (input bank)"
 ADATAPE_SEPARATE = "AdaTape (input bank, separate tape FFN)"
+ADATAPE_MATCHED = "AdaTape (input bank, shared FFN, size-matched)"
+"""A4's control: the shared tape FFN with its hidden width raised until the model has the separate-FFN model's size."""
+ADATAPE_WIDE = "AdaTape (input bank, 1.5x width)"
+"""A larger AdaTape (width and MLP 1.5x the backbone's): "larger AdaTape models are faster than smaller baselines"."""
+WIDE = 1.5
 ADATAPE_LEARNABLE = "AdaTape (learnable bank)"
 UT = "UT-ViT (weight-tied, ACT)"
 AVIT = "A-ViT (token halting)"
 EFFICIENTNET = "EfficientNet-Lite0 (ImageNet, fine-tuned)"
-ADAPTIVE = [ADATAPE, ADATAPE_LEARNABLE, UT, AVIT]
+ADAPTIVE = [ADATAPE, ADATAPE_WIDE, ADATAPE_LEARNABLE, UT, AVIT]
+"""The models scored at several test-time operating points (the quality/cost frontier)."""
 INITIAL = f"{ADATAPE} at initialisation"
 """The input-bank AdaTape before training: what image statistics alone make of its selection (A3's control)."""
+NOISE = "on noise images"
+"""Suffix of the A3 control rows scored on uniform-noise images (no image content to follow)."""
 SELECTION_MODELS = (ADATAPE, ADATAPE_SEPARATE)
 """The models whose tape-selection maps are kept: the input-driven bank maps onto image regions."""
-COLUMNS = ["top-1", "top-5", "MFLOPs / image", "images / s", "token_layers", "attention_evaluations", "tape_length",
+COLUMNS = ["top-1", "top-5", "MFLOPs / image", "nominal MFLOPs / image", "images / s", "token_layers", "attention_evaluations", "tape_length",
            "train_seconds"]
 """The columns of the accuracy-and-cost tables, where a model reports them."""
 EVALUATION_BATCH = 256
@@ -83,7 +94,11 @@ class ClassificationSettings(Settings):
     validation_size: int
     throughput_batch: int
     throughput_repeats: int
-    flop_batch: int
+    flop_batch: int  # images whose nominal (padded and masked) MFLOPs are counted
+    tape_seeds: tuple[int, ...] = bounded(0)  # seeds of AdaTape (input bank) on CIFAR-10 (A3 needs 8)
+    ffn_seeds: tuple[int, ...] = bounded(0)  # seeds of the separate-FFN AdaTape and its size-matched control (A4 needs 6)
+    halting_eps: tuple[float, ...]  # UT-ViT's and A-ViT's test-time halting thresholds, the trained one first
+    tape_caps: tuple[int, ...]  # AdaTape's test-time caps on tape tokens read, the trained one (max_tape) first
 
 
 def load_images(names: tuple[str, ...]) -> dict[str, dict[str, ImageSet]]:
@@ -119,11 +134,25 @@ def tape(vit: ViTConfig, bank_patch: int, **options) -> AdaTapeViT:
     return AdaTapeViT(AdaTapeViTConfig(vit=vit, bank_patch=bank_patch, **options))
 
 
+def size_matched(vit: ViTConfig, bank_patch: int) -> AdaTapeViT:
+    """The shared-FFN AdaTape whose MLP hidden width brings its parameters nearest the separate-FFN model's (the
+    count is affine in the width, so two counts on the meta device give it)."""
+    def size(hidden: int, **options) -> int:
+        with torch.device("meta"):
+            return count_parameters(tape(replace(vit, mlp_hidden=hidden), bank_patch, **options))
+    target, base = size(vit.mlp_hidden, separate_tape_ffn=True), size(vit.mlp_hidden)
+    hidden = vit.mlp_hidden + round((target - base) / (size(vit.mlp_hidden + 1) - base))
+    return tape(replace(vit, mlp_hidden=hidden), bank_patch)
+
+
 BUILDERS: dict[str, Callable[[ViTConfig, int], torch.nn.Module]] = {
     "ViT": lambda v, bank_patch: ViT(v),
     "SELF-ViT": lambda v, bank_patch: self_vit(v),
     ADATAPE: lambda v, bank_patch: tape(v, bank_patch, bank="input"),
     ADATAPE_SEPARATE: lambda v, bank_patch: tape(v, bank_patch, bank="input", separate_tape_ffn=True),
+    ADATAPE_MATCHED: size_matched,
+    ADATAPE_WIDE: lambda v, bank_patch: tape(replace(v, width=round(WIDE * v.width),
+                                                     mlp_hidden=round(WIDE * v.mlp_hidden)), bank_patch),
     ADATAPE_LEARNABLE: lambda v, bank_patch: tape(v, bank_patch, bank="learnable"),
     UT: lambda v, bank_patch: UniversalViT(UniversalViTConfig(vit=v)),
     AVIT: lambda v, bank_patch: HaltingViT(HaltingViTConfig(vit=v)),
@@ -135,12 +164,15 @@ BUILDERS: dict[str, Callable[[ViTConfig, int], torch.nn.Module]] = {
 
 def scores(model: torch.nn.Module, images: ImageSet, batch_size: int, prep: Preprocessing,
            device: torch.device = torch.device("cpu"), keep_selection: bool = False) -> dict:
-    """Top-1, top-5 and the compute the model reports per image, over every image once; for FPSA models the share
-    of (layer, image) solves stopped at the cap ("FPSA at cap"); with `keep_selection`, "selected": the (bank,)
-    counts of AdaTape's selections summed over the images (None for a model without a tape)."""
+    """Top-1, top-5 and the compute the model reports per image, over every image once, and "MFLOPs / image": the
+    matrix products dispatched over that whole pass (`repro.cost.count_flops`), the compute executed; for FPSA models
+    the share of (layer, image) solves stopped at the cap ("FPSA at cap"); with `keep_selection`, "selected": the
+    (bank,) counts of AdaTape's selections summed over the images (None for a model without a tape)."""
     right1 = right5 = 0
     spent, selected, solves = {}, None, []
-    with torch.no_grad():
+
+    def score_all():
+        nonlocal right1, right5, selected
         for x, labels in evaluation_batches(images, batch_size, prep):
             logits, aux = model(x.to(device))
             top5 = logits.topk(5, dim=1).indices.cpu()
@@ -154,8 +186,11 @@ def scores(model: torch.nn.Module, images: ImageSet, batch_size: int, prep: Prep
             if keep_selection and "selected" in aux:
                 part = aux["selected"].sum(dim=0).cpu()
                 selected = part if selected is None else selected + part
+    with torch.no_grad():
+        flops = count_flops(score_all)
     n = len(images)
-    row = {"top-1": right1 / n, "top-5": right5 / n, **{key: value / n for key, value in spent.items()}}
+    row = {"top-1": right1 / n, "top-5": right5 / n, "MFLOPs / image": flops / n / 1e6,
+           **{key: value / n for key, value in spent.items()}}
     if solves:
         gathered = {key: torch.cat([solve[key] for solve in solves], dim=1) for key in ("iterations", "converged")}
         row["FPSA at cap"] = spend(gathered)["at cap"]
@@ -179,6 +214,23 @@ class Zoo:
         models = {"cifar10": list(BUILDERS), "fashion-mnist": list(S.fashion_models or BUILDERS)}
         self.models = {name: models[name] for name in self.data}
         """The models trained on each dataset, in table order."""
+
+    def seeds(self, name: str, dataset: str) -> tuple[int, ...]:
+        """The seeds a model is trained with: more for the models of A3 and A4 on CIFAR-10, whose rules need them."""
+        S = self.settings
+        if dataset == "cifar10" and name == ADATAPE:
+            return S.tape_seeds
+        if dataset == "cifar10" and name in (ADATAPE_SEPARATE, ADATAPE_MATCHED):
+            return S.ffn_seeds
+        return S.seeds
+
+    def operating_points(self, model: torch.nn.Module) -> tuple:
+        """The test-time operating points of an adaptive model, the trained one first; (None,) for the others."""
+        if isinstance(model, AdaTapeViT):
+            return self.settings.tape_caps
+        if isinstance(model, (UniversalViT, HaltingViT)):
+            return self.settings.halting_eps
+        return (None,)
 
     def vit_config(self, dataset: str) -> ViTConfig:
         S, train_images = self.settings, self.data[dataset]["train"]
@@ -230,7 +282,7 @@ class Zoo:
         models, curves, walls = {}, [], []
         for dataset in self.data:
             for name in self.models[dataset]:
-                for seed in self.settings.seeds:
+                for seed in self.seeds(name, dataset):
                     model, prep, result = self.fit(name, dataset, seed)
                     models[dataset, name, seed] = (model, prep)
                     curves += [{"dataset": dataset, "model": name, "seed": seed, **row} for row in result.history]
@@ -239,43 +291,94 @@ class Zoo:
         return models, pd.DataFrame(curves), pd.DataFrame(walls)
 
     def evaluate(self, models: dict, parameters: pd.DataFrame, walls: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
-        """One row per (dataset, model, seed): `scores` on the test images, MFLOPs per image (matrix products
-        actually dispatched, `torch.utils.flop_counter`) and images per second (median wall time of a batched
-        forward, eval mode), the parameters and the training seconds; and the tape-selection counts of the
-        input-bank AdaTape models, {(dataset, model, seed): (selected, bank grid side)}."""
+        """One row per (dataset, model, seed, operating point) (the adaptive models of `ADAPTIVE` at each of theirs,
+        the others at None): `scores` on the test images with the executed MFLOPs per image, the nominal MFLOPs per
+        image (the same model padded and masked, every halted token and unread tape slot computed, at the trained
+        operating point), images per second (median wall time of a batched forward, eval mode), the parameters and
+        the training seconds; and the tape-selection counts of the input-bank AdaTape models at their trained
+        operating point, {(dataset, model, seed): (selected, bank grid side)}."""
         S, rows, selections = self.settings, [], {}
         for (dataset, name, seed), (model, prep) in models.items():
             model.eval()
-            row = {"dataset": dataset, "model": name, "seed": seed,
-                   **scores(model, self.test[dataset], EVALUATION_BATCH, prep, self.device, keep_selection=True)}
-            selection = row.pop("selected")
-            if selection is not None and name in SELECTION_MODELS:
-                selections[dataset, name, seed] = (selection, model.bank_grid)
             x = prep(self.test[dataset].images[:S.throughput_batch]).to(self.device)
-            with torch.no_grad():
-                row["MFLOPs / image"] = count_flops(lambda: model(x[:S.flop_batch])) / S.flop_batch / 1e6
-                # DEVIATION: [vision-batched-throughput] batched images per second; masked tokens still cost wall time.
-                latency = time_forward(lambda: model(x), self.device, S.throughput_repeats)
-            row["images / s"] = len(x) / latency.median
-            rows.append(row)
+            points = self.operating_points(model) if name in ADAPTIVE else (None,)
+            nominal = self.nominal_mflops(model, x[:S.flop_batch])
+            for point in points:
+                with operating_point(model, point):
+                    row = {"dataset": dataset, "model": name, "seed": seed, "operating point": point,
+                           "trained point": point == points[0],
+                           **scores(model, self.test[dataset], EVALUATION_BATCH, prep, self.device,
+                                    keep_selection=True), "nominal MFLOPs / image": nominal}
+                    with torch.no_grad():
+                        latency = time_forward(lambda: model(x), self.device, S.throughput_repeats)
+                row["images / s"] = len(x) / latency.median
+                selection = row.pop("selected")
+                if selection is not None and name in SELECTION_MODELS and point == points[0]:
+                    selections[dataset, name, seed] = (selection, model.bank_grid)
+                rows.append(row)
         per_seed = pd.DataFrame(rows)
         per_seed["parameters"] = [parameters.loc[m, d] for d, m in zip(per_seed.dataset, per_seed.model)]
         return per_seed.merge(walls, on=["dataset", "model", "seed"]), selections
 
+    @staticmethod
+    def nominal_mflops(model: torch.nn.Module, x: torch.Tensor) -> float:
+        """MFLOPs per image of the padded, masked computation (`gather` off), which the adaptive models' counters
+        count but which saves nothing: for the other models their executed cost."""
+        gathers = hasattr(model, "gather")
+        if gathers:
+            model.gather = False
+        try:
+            with torch.no_grad():
+                return count_flops(lambda: model(x)) / len(x) / 1e6
+        finally:
+            if gathers:
+                model.gather = True
+
     def initial_selections(self, dataset: str = "cifar10") -> dict:
         """The input-bank AdaTape of every seed at initialisation, scored on the test images: A3's control."""
+        return {(dataset, INITIAL, seed): self.selection(self.build(ADATAPE, dataset, seed).to(self.device).eval(),
+                                                         dataset, self.test[dataset])
+                for seed in self.seeds(ADATAPE, dataset)}
+
+    def noise_selections(self, models: dict, dataset: str = "cifar10") -> dict:
+        """A3's noise control: the trained input-bank AdaTape of every seed and its initialisation scored on images of
+        uniform random pixels (as many as the test images; stream ("07-noise", dataset)), which have no content that
+        a centre preference could follow."""
+        test = self.test[dataset]
+        with torch_seed(derive("07-noise", dataset)):
+            pixels = torch.randint(0, 256, test.images.shape, dtype=torch.uint8)
+        noise = ImageSet(pixels, test.labels, test.classes, test.name)
         selections = {}
-        for seed in self.settings.seeds:
+        for seed in self.seeds(ADATAPE, dataset):
             untrained = self.build(ADATAPE, dataset, seed).to(self.device).eval()
-            selection = scores(untrained, self.test[dataset], EVALUATION_BATCH, self.preprocessing(ADATAPE, dataset),
-                               self.device, keep_selection=True)["selected"]
-            selections[dataset, INITIAL, seed] = (selection, untrained.bank_grid)
+            for name, model in ((ADATAPE, models[dataset, ADATAPE, seed][0]), (INITIAL, untrained)):
+                selections[dataset, f"{name} {NOISE}", seed] = self.selection(model, dataset, noise)
         return selections
+
+    def selection(self, model: AdaTapeViT, dataset: str, images: ImageSet) -> tuple[torch.Tensor, int]:
+        """(selection counts over `images`, bank grid side) of an input-bank AdaTape."""
+        row = scores(model, images, EVALUATION_BATCH, self.preprocessing(ADATAPE, dataset), self.device,
+                     keep_selection=True)
+        return row["selected"], model.bank_grid
+
+
+@contextmanager
+def operating_point(model: torch.nn.Module, point):
+    """`model` at the test-time operating point `point` (None: as it is), restored afterwards."""
+    if point is None:
+        yield model
+        return
+    trained = model.operating_point
+    model.operating_point = point
+    try:
+        yield model
+    finally:
+        model.operating_point = trained
 
 
 def accuracy_table(per_seed: pd.DataFrame, dataset: str, models: list[str]) -> pd.DataFrame:
     """Mean ± std over seeds per model of `COLUMNS`, in `models` order, with its parameters."""
-    data = per_seed[per_seed.dataset == dataset]
+    data = per_seed[(per_seed.dataset == dataset) & per_seed["trained point"]]
     # A quantity a model does not report (tape length of a ViT) stays blank rather than "nan".
     table = data.groupby("model").agg({c: lambda s: mean_std_text(s) if s.notna().all() else ""
                                        for c in COLUMNS if c in data and data[c].notna().any()})
@@ -283,10 +386,39 @@ def accuracy_table(per_seed: pd.DataFrame, dataset: str, models: list[str]) -> p
     return table.loc[models]
 
 
-def adaptive_front(per_seed: pd.DataFrame, dataset: str = "cifar10") -> pd.DataFrame:
-    """Mean top-1 and images per second of the adaptive models (one compute setting each) on `dataset`."""
-    means = per_seed[per_seed.dataset == dataset].groupby("model")[["top-1", "images / s"]].mean()
-    return means.loc[[name for name in ADAPTIVE if name in means.index]]
+def trained(per_seed: pd.DataFrame, dataset: str = "cifar10") -> pd.DataFrame:
+    """The rows of `dataset` at each model's trained operating point, one per (model, seed)."""
+    return per_seed[(per_seed.dataset == dataset) & per_seed["trained point"]]
+
+
+def frontier(per_seed: pd.DataFrame, dataset: str = "cifar10") -> pd.DataFrame:
+    """Mean over seeds of top-1 and cost per (adaptive model, operating point) on `dataset`, the trained point first:
+    each family's quality/cost frontier."""
+    data = per_seed[(per_seed.dataset == dataset) & per_seed.model.isin(ADAPTIVE)]
+    means = data.groupby(["model", "operating point"], sort=False)[
+        ["top-1", "MFLOPs / image", "nominal MFLOPs / image", "images / s"]].mean()
+    return means.loc[[name for name in ADAPTIVE if name in means.index.get_level_values(0)]]
+
+
+def cost_falls(front: pd.DataFrame) -> float:
+    """1 when every family's executed MFLOPs fall strictly from each operating point to the next (the counted
+    saving is executed), else 0."""
+    return float(all((costs.diff().dropna() < 0).all() for _, costs in front.groupby(level=0)["MFLOPs / image"]))
+
+
+def frontier_figure(front: pd.DataFrame, profile: str):
+    """Test top-1 against executed MFLOPs per image, one line per adaptive model through its operating points."""
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for name, points in front.groupby(level=0, sort=False):
+        ax.plot(points["MFLOPs / image"], points["top-1"], "o-", label=name)
+        for (_, point), row in points.iterrows():
+            ax.annotate(f"{point:g}", (row["MFLOPs / image"], row["top-1"]), fontsize=7, xytext=(3, 3),
+                        textcoords="offset points")
+    ax.set(xlabel=f"executed MFLOPs / image (profile {profile})", ylabel="test top-1 (mean over seeds)",
+           title="quality/cost frontier (labels: eps or tape cap)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
 
 
 def ratio(frame: pd.DataFrame, value: str, variant: str, baseline: str, arm: str = "model") -> pd.Series:
@@ -341,7 +473,7 @@ def quality_cost_figure(per_seed: pd.DataFrame, models: dict[str, list[str]], pr
     sd over seeds, `plots.against_compute`), one row of panels per dataset."""
     fig, grid = plt.subplots(len(models), 2, figsize=(13, 4.5 * len(models)), squeeze=False)
     for axes, (dataset, names) in zip(grid, models.items()):
-        summary = per_seed[per_seed.dataset == dataset].groupby("model")[["top-1", "images / s", "MFLOPs / image"]] \
+        summary = trained(per_seed, dataset).groupby("model")[["top-1", "images / s", "MFLOPs / image"]] \
             .agg(["mean", "std"]).loc[names]
         summary.columns = [" ".join(column) for column in summary.columns]
         for ax, cost in zip(axes, ("images / s", "MFLOPs / image")):

@@ -37,7 +37,7 @@ from repro.nn import count_parameters
 from repro.results import mean_std_text, spearman
 from repro.seeding import derive, torch_seed
 from repro.study import Settings, Study, bounded
-from repro.train import TrainConfig, train
+from repro.train import TrainConfig, steps_to_criterion, train
 
 LOOPED = list(CONFIGURATIONS)
 """The six looped configurations, in the order of every table and figure."""
@@ -45,6 +45,13 @@ REFERENCE = "1 layer (same parameters)"
 NO_RECALL = [name for name in LOOPED if name.startswith("recall none")]
 RECALL_NORM_ON = [configuration_name(recall, "layernorm") for recall in ("standard", "internal")]
 """Recall with outer normalisation: the configurations the framework predicts to be stable (claim L2)."""
+INTERNAL_BRANCH = configuration_name("internal-branch", "layernorm")
+CLIPPED_CONTROL = "recall standard, outer norm on, clipped bias"
+VARIANTS = {INTERNAL_BRANCH: dict(recall="internal-branch", recall_form="concat", outer_norm="layernorm"),
+            CLIPPED_CONTROL: dict(recall="standard", outer_norm="layernorm", far_offsets="clipped")}
+"""Looped models beside the six: a third-party reading of internal recall (issue 24, section 6), and the control that
+keeps the old clipped position bias, so the effect of the bias on extrapolation is visible (section 4)."""
+ALL_LOOPED = LOOPED + list(VARIANTS)
 TOL = 1e-3
 """A state is "reached" when its relative residual is under this."""
 STABILITY_AXES = ("path spread", "spectral radius")
@@ -94,11 +101,19 @@ class Zoo:
     options: dict
     untied: bool = False
     """Add the reference with as many untied layers as iterations (the same compute as the loop)."""
+    looped: tuple[str, ...] = tuple(LOOPED)
+    """The looped models to build: names of `CONFIGURATIONS` or `VARIANTS`."""
+
+    def __post_init__(self):
+        unknown = [name for name in self.looped if name not in ALL_LOOPED]
+        if unknown:
+            raise ValueError(f"unknown looped models {unknown}; valid: {ALL_LOOPED}")
 
     @classmethod
-    def of(cls, settings: LoopedSettings, untied: bool = False, **options) -> "Zoo":
+    def of(cls, settings: LoopedSettings, untied: bool = False, looped: Iterable[str] = tuple(LOOPED),
+           **options) -> "Zoo":
         return cls(dict(iterations=settings.iterations, width=settings.width, heads=settings.heads,
-                        mlp_hidden=2 * settings.width) | options, untied)
+                        mlp_hidden=2 * settings.width) | options, untied, tuple(looped))
 
     @property
     def architectures(self) -> dict[str, dict]:
@@ -106,7 +121,7 @@ class Zoo:
         if self.untied:
             references[f"{self.options['iterations']} untied layers (same compute)"] = dict(
                 recall="none", outer_norm="none", untied=True)
-        return dict(CONFIGURATIONS) | references
+        return {name: (CONFIGURATIONS | VARIANTS)[name] for name in self.looped} | references
 
     @property
     def names(self) -> list[str]:
@@ -119,10 +134,17 @@ class Zoo:
         return pd.Series({name: count_parameters(self.build(name)) for name in self.names}, name="parameters")
 
 
+def looped_names(models: dict) -> list[str]:
+    """The looped models among the (name, seed) keys of `models`, in table order."""
+    return [name for name in ALL_LOOPED if any(key[0] == name for key in models)]
+
+
 def train_zoo(zoo: Zoo, settings: LoopedSettings, study: Study, task: str, stream: Callable[[int], object],
               evaluate: Callable[[LoopedTransformer, int], dict], evaluations: int,
-              untied_seeds: Iterable[int] | None = None):
-    """Train every model of `zoo` on every seed; returns (models by (name, seed), learning curves, train seconds).
+              untied_seeds: Iterable[int] | None = None, criterion: tuple[str, float] | None = None):
+    """Train every model of `zoo` on every seed; returns (models by (name, seed), learning curves, runs): a run's
+    train seconds and, with `criterion` (metric, threshold), its steps to criterion, the first evaluated step whose
+    `evaluate` metric reached the threshold (NaN: never within the budget).
 
     The initial weights are drawn under the seed `derive(f"{task}-model", name, seed)`, the batches come from
     `stream(seed)`, and `evaluate(model, depth)` is logged `evaluations` times. Looped models get the progressive
@@ -135,7 +157,7 @@ def train_zoo(zoo: Zoo, settings: LoopedSettings, study: Study, task: str, strea
             with torch_seed(derive(f"{task}-model", name, seed)):
                 model = zoo.build(name)
             depth = model.config.iterations
-            loss = progressive_loss(depth, settings.alpha) if name in LOOPED else progressive_loss(depth, alpha=0.0)
+            loss = progressive_loss(depth, settings.alpha) if name in ALL_LOOPED else progressive_loss(depth, alpha=0.0)
             config = TrainConfig(steps=settings.steps, lr=settings.lr, warmup_steps=settings.steps // 10,
                                  eval_every=settings.steps // evaluations,
                                  checkpoint_every=settings.steps // evaluations, seed=seed)
@@ -144,24 +166,28 @@ def train_zoo(zoo: Zoo, settings: LoopedSettings, study: Study, task: str, strea
                            device=study.device, description=f"{name} seed {seed}")
             models[name, seed] = model
             curves += [{"model": name, "seed": seed, **row} for row in result.history]
-            walls.append({"model": name, "seed": seed, "train_seconds": result.wall_seconds})
+            reached = None if criterion is None else steps_to_criterion(result.history, *criterion)
+            walls.append({"model": name, "seed": seed, "train_seconds": result.wall_seconds,
+                          **({} if criterion is None else {"steps_to_criterion": float("nan") if reached is None
+                                                           else reached})})
     return models, pd.DataFrame(curves), pd.DataFrame(walls)
 
 
-def read_every_iteration(models: dict, inputs: dict, iterations: int,
+def read_every_iteration(models: dict, inputs: dict, iterations: int | dict,
                          score: Callable[[object, torch.Tensor], list[dict]]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(scores, residuals): `score(key, logits)` of every model on every `inputs[key]`, after each of `iterations`
-    test-time iterations for a looped model and once at its depth for a reference; and the median relative residual
-    ||z_t - z_{t-1}|| / ||z_{t-1}|| of every looped iteration."""
+    test-time iterations (one count, or one per key of `inputs`) for a looped model and once at its depth for a
+    reference; and the median relative residual ||z_t - z_{t-1}|| / ||z_{t-1}|| of every looped iteration."""
     rows, residuals = [], []
     with torch.no_grad():
         for (name, seed), model in models.items():
             for key, tokens in inputs.items():
-                if name not in LOOPED:
+                if name not in ALL_LOOPED:
                     rows += [{"model": name, "seed": seed, "iterations": model.config.iterations, **row}
                              for row in score(key, model(tokens)[0])]
                     continue
-                for t, (z, residual) in enumerate(model.states(tokens, iterations), start=1):
+                count = iterations[key] if isinstance(iterations, dict) else iterations
+                for t, (z, residual) in enumerate(model.states(tokens, count), start=1):
                     rows += [{"model": name, "seed": seed, "iterations": t, **row} for row in score(key, model.readout(z))]
                     residuals.append({"model": name, "seed": seed, "input": key, "iterations": t,
                                       "median residual": residual.median().item()})
@@ -173,7 +199,7 @@ def read_at(per_iteration: pd.DataFrame, names: list[str], counts: dict[str, int
     has one depth, so it is read there under every label."""
     def at(name: str, t: int) -> pd.DataFrame:
         rows = per_iteration[per_iteration.model == name]
-        return rows[rows.iterations == (t if name in LOOPED else rows.iterations.max())]
+        return rows[rows.iterations == (t if name in ALL_LOOPED else rows.iterations.max())]
 
     return pd.concat([at(name, t).assign(read_at=label) for name in names for label, t in counts.items()],
                      ignore_index=True)
@@ -222,10 +248,10 @@ def stability_medians(model: LoopedTransformer, tokens: torch.Tensor, edited: to
 
 def measure_stability(models: dict, settings: LoopedSettings, horizons: list[int],
                       edit: Callable[[int], tuple[torch.Tensor, torch.Tensor, torch.Generator]]) -> pd.DataFrame:
-    """One row per (looped configuration, seed), indexed so: `edit(seed)` gives (tokens, edited tokens, the generator
+    """One row per (looped model of `models`, seed), indexed so: `edit(seed)` gives (tokens, edited tokens, the generator
     that drew the edit, which then draws the noise start and the power iterations)."""
     rows = []
-    for name in LOOPED:
+    for name in looped_names(models):
         for seed in settings.seeds:
             with torch.no_grad():
                 tokens, edited, generator = edit(seed)
@@ -251,7 +277,8 @@ def correlate_with_stability(study: Study, measures: pd.DataFrame, horizons: lis
     """Record the figure of `target` against each stability axis and the table `stability_correlations` (the pooled
     rho of each axis with `target`); returns the axes (name -> plot scale) and the pooled correlations."""
     axes = stability_axes(horizons, study.settings.iterations)
-    study.figure(plots.against_stability(measures, axes, target, ylabel, hue_order=LOOPED), figure)
+    study.figure(plots.against_stability(measures, axes, target, ylabel, hue_order=looped_names(dict.fromkeys(measures.index))),
+                 figure)
     correlations = pooled_spearman(measures, axes, target)
     study.table("stability_correlations", correlations.to_frame())
     return axes, correlations
@@ -266,16 +293,25 @@ def spearman_by_seed(measures: pd.DataFrame, x: str, y: str, seeds: Iterable[int
                      index=seeds, name=f"spearman({x}, {y})")
 
 
-def measured(rho: pd.Series) -> pd.Series | None:
-    """A part of L4 is unmeasured (None) when its rho is undefined on some seed: every configuration ties."""
-    return None if rho.isna().any() else rho
+def measured(rho: pd.Series | None) -> pd.Series | None:
+    """A part of L4 is unmeasured (None) when its rho is undefined on some seed (every configuration ties) or was not
+    computed (None: the run lacks some configurations)."""
+    return None if rho is None or rho.isna().any() else rho
 
 
 def over_configurations(measures: pd.DataFrame, names: list[str], column: str, how: str,
-                        seeds: Iterable[int]) -> pd.Series:
-    """Per seed (in `seeds` order), `how` ("mean", "max", ...) of `column` over the configurations `names`."""
+                        seeds: Iterable[int]) -> pd.Series | None:
+    """Per seed (in `seeds` order), `how` ("mean", "max", ...) of `column` over the configurations `names`; None (not
+    measured) when the run lacks some of them."""
     rows = measures.reset_index()
+    if not set(names) <= set(rows.model):
+        return None
     return rows[rows.model.isin(names)].groupby("seed")[column].agg(how).reindex(list(seeds))
+
+
+def minus(a: pd.Series | None, b: pd.Series | None) -> pd.Series | None:
+    """a - b per seed, None (not measured) when either side is."""
+    return None if a is None or b is None else a - b
 
 
 def seed_by_configuration(measures: pd.DataFrame, column: str, seeds: Iterable[int]) -> pd.DataFrame:
@@ -283,9 +319,17 @@ def seed_by_configuration(measures: pd.DataFrame, column: str, seeds: Iterable[i
     return measures[column].unstack("model").loc[list(seeds)]
 
 
-def internal_minus_standard(table: pd.DataFrame, outer_norm: str) -> pd.Series:
-    """Per seed, internal minus standard recall at one outer norm, from a `seed_by_configuration` table (claim L3)."""
-    return table[configuration_name("internal", outer_norm)] - table[configuration_name("standard", outer_norm)]
+def internal_minus_standard(table: pd.DataFrame, outer_norm: str, internal: str = "internal") -> pd.Series | None:
+    """Per seed, `internal` recall ("internal" or "internal-branch") minus standard recall at one outer norm, from a
+    `seed_by_configuration` table (claim L3); None (not measured) when the run lacks either configuration."""
+    names = [configuration_name(internal, outer_norm), configuration_name("standard", outer_norm)]
+    return table[names[0]] - table[names[1]] if set(names) <= set(table.columns) else None
+
+
+def grid_only(measures: pd.DataFrame) -> pd.DataFrame | None:
+    """The rows of the six configurations, what L4 is pre-registered over; None when the run lacks some of them."""
+    present = set(measures.index.get_level_values("model"))
+    return measures.loc[LOOPED] if set(LOOPED) <= present else None
 
 
 def seeds_reaching(values: pd.Series, names: list[str], threshold: float) -> dict[str, int]:
@@ -296,6 +340,7 @@ def seeds_reaching(values: pd.Series, names: list[str], threshold: float) -> dic
 def describe_configurations(measures: pd.DataFrame, names: list[str], columns: dict[str, str]) -> str:
     """'name: label value, ...' per configuration, means over seeds, for a claim's evidence."""
     means = measures.groupby("model").mean()
+    names = [name for name in names if name in means.index]
     return "; ".join(f"{name}: " + ", ".join(f"{label} {means.loc[name, column]:.3g}" for column, label in columns.items())
                      for name in names)
 

@@ -8,16 +8,19 @@ model is measured, so the replicates are corpora, length set-ups or caps, not se
 assembles them:
 
 - `load_text` draws the seeded text sample (SST-2 sentences, STS-B pairs, SQuAD contexts), `text_cost` runs every
-  batch through the vanilla model and its FPSA twin at each solver: one row per (corpus, solver, layer, example) of
-  refinement steps and one row per batch of FLOPs and times; `steps_tables` and `text_cost_table` summarise them;
+  batch through the vanilla model and its FPSA twin at each solver (the pre-registered Anderson solver, and the
+  authors' damped run settings for comparison): one row per (corpus, solver, layer, example) of refinement steps and
+  one row per batch of FLOPs and times; `steps_tables` and `text_cost_table` summarise them, each count and ratio with
+  the share of solves stopped at the cap beside it;
 - `text_windows` and `random_tokens` feed `repro.cost.length_sweep`, `slopes_table` fits the power laws;
-- `memory_sweep` measures one training step per gradient and cap at tolerance 0, `gradient_cosines` checks the
-  implicit gradient against backpropagation through an unrolled solve, `memory_growth` reads the claim's parts.
+- `memory_sweep` measures one training step per gradient and cap at tolerance 0 (an implicit adjoint that misses its
+  tolerance is a row "adjoint diverged"), `gradient_cosines` checks every gradient mode against backpropagation
+  through a long unrolled damped solve, `memory_growth` reads the claim's parts (the Neumann gradient's memory).
 """
 
 import copy
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import matplotlib.pyplot as plt
 import pandas as pd
@@ -29,14 +32,21 @@ from repro import plots
 from repro.cost import PowerLaw, fit_power_law, forward_cost, training_memory
 from repro.data import glue, squad
 from repro.data.batches import in_order
-from repro.models.self_transformer import GRADIENTS, FixedPointAttentionConfig, fixed_point_aux, swap_bert_attention
+from repro.models.self_transformer import (GRADIENTS, AdjointDivergence, FixedPointAttentionConfig, adjoint_counts,
+                                           fixed_point_aux, swap_bert_attention)
 from repro.seeding import derive, rng, torch_seed
 from repro.study import Settings, bounded
 
-# DEVIATION: [self-solver-settings] default solver: the authors' damping 0.5 and cap 8, their code's tolerance 1e-3.
 DEFAULT = FixedPointAttentionConfig()
-BASE = f"FPSA, cap {DEFAULT.max_iterations}"
-"""The default solver's name in every frame and table."""
+"""The pre-registered solver (Anderson m = 5, tolerance 1e-3, cap 32): every claim of S6 is decided on it."""
+
+
+def solver_name(config: FixedPointAttentionConfig) -> str:
+    """A solver's name in every frame and table, e.g. "FPSA, anderson, cap 32"."""
+    return f"FPSA, {config.solver}{f' {config.damping:g}' if config.solver == 'damped' else ''}, cap {config.max_iterations}"
+
+
+BASE = solver_name(DEFAULT)
 PAPER = {"steps": (3, 6), "flops": (1.6, 1.6), "latency": (1.3, 1.4)}
 """The paper's numbers (repro.claims, S6) as [low, high]: median refinement steps; GFLOPs and latency over vanilla."""
 KEYS = ("input_ids", "attention_mask", "token_type_ids")
@@ -53,7 +63,7 @@ class ScalingSettings(Settings):
     squad: int  # SQuAD dev contexts sampled
     max_tokens: int  # truncation of the sampled texts
     batch: int
-    large_cap: int  # the second solver's most evaluations per layer
+    damped_cap: int  # the cap of the second solver, the authors' damped run settings (damping 0.5; their cap is 8)
     text_repeats: int  # timed forwards per batch
     warmup: int = bounded(0)  # untimed forwards after the FLOP-counting one
     minilm_lengths: tuple[int, ...]  # sequence lengths of the MiniLM sweep, at most its 512 positions
@@ -76,8 +86,9 @@ class ScalingSettings(Settings):
         return self.seeds[0]
 
     def solvers(self) -> dict[str, FixedPointAttentionConfig]:
-        """{name: config} of the default solver and of the same solver with the large cap."""
-        return {f"FPSA, cap {c.max_iterations}": c for c in (DEFAULT, FixedPointAttentionConfig(max_iterations=self.large_cap))}
+        """{name: config} of the pre-registered solver and of the damped one at `damped_cap`."""
+        return {solver_name(c): c for c in (DEFAULT, FixedPointAttentionConfig(solver="damped",
+                                                                               max_iterations=self.damped_cap))}
 
 
 def check_positions(settings: ScalingSettings, model: nn.Module) -> None:
@@ -115,10 +126,10 @@ def encode(tokenizer, first: list[str], second: list[str] | None, max_tokens: in
 
 def text_cost(vanilla: nn.Module, fixed_point: nn.Module, corpora: dict, tokenizer, settings: ScalingSettings,
               device: torch.device = torch.device("cpu")) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(one row per (corpus, solver, layer, example): its tokens, FPSA's evaluations, whether they hit the cap and the
-    refinement steps, evaluations - 1; one row per batch: its examples and tokens, GFLOPs and median milliseconds of
-    the vanilla model, and of `fixed_point` at each solver, timed at the default one only). `fixed_point` (a BERT with
-    FPSA swapped in) ends at the default solver."""
+    """(one row per (corpus, solver, layer, example): its tokens, FPSA's evaluations, whether it stopped at the cap
+    unconverged and the refinement steps, evaluations - 1; one row per batch: its examples and tokens, GFLOPs and
+    median milliseconds of the vanilla model, and of `fixed_point` at each solver (timed at the default one only) with
+    its solves and those at the cap). `fixed_point` (a BERT with FPSA swapped in) ends at the default solver."""
     S = settings
     steps, costs = [], []
     for corpus, texts in corpora.items():
@@ -131,13 +142,16 @@ def text_cost(vanilla: nn.Module, fixed_point: nn.Module, corpora: dict, tokeniz
             for solver, config in S.solvers().items():
                 swap_bert_attention(fixed_point, config)
                 spent = forward_cost(fixed_point, inputs, device, S.text_repeats if config is DEFAULT else 0, S.warmup)
-                row[f"{solver} GFLOPs"] = spent.flops / 1e9
+                capped = ~fixed_point_aux(fixed_point)["converged"].cpu()  # every forward ran the same inputs
+                row |= {f"{solver} GFLOPs": spent.flops / 1e9, f"{solver} solves": capped.numel(),
+                        f"{solver} at cap": int(capped.sum())}
                 if spent.latency is not None:
                     row[f"{solver} ms"] = 1e3 * spent.latency.median
                 steps += [{"corpus": corpus, "solver": solver, "layer": layer, "tokens": n, "evaluations": e,
-                           "at cap": e >= config.max_iterations}
-                          for layer, per_example in enumerate(spent.iterations.tolist(), start=1)
-                          for n, e in zip(tokens, per_example)]
+                           "at cap": c}
+                          for layer, (per_example, at_cap) in enumerate(zip(spent.iterations.tolist(), capped.tolist()),
+                                                                        start=1)
+                          for n, e, c in zip(tokens, per_example, at_cap)]
             costs.append(row)
     swap_bert_attention(fixed_point, DEFAULT)
     return pd.DataFrame(steps).assign(steps=lambda d: d.evaluations - 1), pd.DataFrame(costs)
@@ -173,11 +187,15 @@ def steps_figure(steps: pd.DataFrame, solvers: dict):
 
 
 def ratios(rows: pd.DataFrame, solvers) -> dict:
-    """FPSA over vanilla on the summed FLOPs and summed per-batch median times of these batches."""
-    flops = {f"{solver} FLOPs ratio": rows[f"{solver} GFLOPs"].sum() / rows["vanilla GFLOPs"].sum()
-             for solver in solvers}
-    return flops | {f"{BASE} latency ratio": rows[f"{BASE} ms"].sum() / rows["vanilla ms"].sum(),
-                    "vanilla GFLOPs": rows["vanilla GFLOPs"].sum(), "vanilla ms": rows["vanilla ms"].sum()}
+    """FPSA over vanilla on the summed FLOPs and summed per-batch median times of these batches, each solver's ratio
+    beside the share of its solves (layer x example) stopped at the cap."""
+    per_solver = {}
+    for solver in solvers:
+        per_solver[f"{solver} FLOPs ratio"] = rows[f"{solver} GFLOPs"].sum() / rows["vanilla GFLOPs"].sum()
+        if solver == BASE:
+            per_solver[f"{BASE} latency ratio"] = rows[f"{BASE} ms"].sum() / rows["vanilla ms"].sum()
+        per_solver[f"{solver} at cap"] = rows[f"{solver} at cap"].sum() / rows[f"{solver} solves"].sum()
+    return per_solver | {"vanilla GFLOPs": rows["vanilla GFLOPs"].sum(), "vanilla ms": rows["vanilla ms"].sum()}
 
 
 def text_cost_table(costs: pd.DataFrame, solvers) -> pd.DataFrame:
@@ -272,23 +290,29 @@ def measure(model: nn.Module, inputs: dict, gradient: str, cap: int, seed: int,
     the stream ("scaling-memory", seed), the same for every run."""
     with torch_seed(derive("scaling-memory", seed), device):
         started = time.perf_counter()
-        spent = training_memory(bert_loss(model, inputs), model, device)
+        try:
+            spent = training_memory(bert_loss(model, inputs), model, device)
+        except AdjointDivergence as error:
+            # A wrong gradient has no memory worth reporting: the row says what happened instead.
+            return {"gradient": gradient, "cap": cap, "saved MiB": float("nan"), "CUDA peak MiB": float("nan"),
+                    "step seconds": time.perf_counter() - started, "outcome": "adjoint diverged", "detail": str(error)}
         seconds = time.perf_counter() - started
     return {"gradient": gradient, "cap": cap, "saved MiB": spent.saved_bytes / MIB,
             "CUDA peak MiB": spent.cuda_peak_bytes / MIB if spent.cuda_peak_bytes is not None else float("nan"),
-            "step seconds": seconds}
+            "step seconds": seconds, "outcome": "ok", "detail": ""}
 
 
 def memory_sweep(vanilla: nn.Module, inputs: dict, caps, seed: int,
                  device: torch.device = torch.device("cpu")) -> pd.DataFrame:
-    """One row per (gradient, cap), plus vanilla attention: one training step (train mode, tolerance 0, so every
-    example runs to the cap) of copies of `vanilla`, which stays as it is."""
+    """One row per (gradient, cap), plus vanilla attention: one training step (train mode, the default solver at
+    tolerance 0, so every example runs to the cap) of copies of `vanilla`, which stays as it is. "outcome" is "ok" or
+    "adjoint diverged" (an implicit adjoint that missed its tolerance: no memory recorded, the error in "detail")."""
     memory_vanilla = copy.deepcopy(vanilla).train()
     memory_fpsa = swap_bert_attention(copy.deepcopy(vanilla).train(), DEFAULT)
     rows = [measure(memory_vanilla, inputs, "vanilla attention", 1, seed, device)]
     for gradient in GRADIENTS:
         for cap in caps:
-            swap_bert_attention(memory_fpsa, FixedPointAttentionConfig(tol=0.0, max_iterations=cap, gradient=gradient))
+            swap_bert_attention(memory_fpsa, replace(DEFAULT, tol=0.0, max_iterations=cap, gradient=gradient))
             rows.append(measure(memory_fpsa, inputs, gradient, cap, seed, device))
             ran = fixed_point_aux(memory_fpsa)["iterations"]
             if not (ran == cap).all():
@@ -297,50 +321,64 @@ def memory_sweep(vanilla: nn.Module, inputs: dict, caps, seed: int,
     return pd.DataFrame(rows)
 
 
-def parameter_gradient(model: nn.Module, inputs: dict, gradient: str, cap: int) -> torch.Tensor:
+def parameter_gradient(model: nn.Module, inputs: dict, config: FixedPointAttentionConfig) -> torch.Tensor:
     """The gradient of `bert_loss` over every trainable parameter (zeros where unused), in float64, with FPSA at
-    tolerance 0, `cap` evaluations and the `gradient` method."""
-    swap_bert_attention(model, FixedPointAttentionConfig(tol=0.0, max_iterations=cap, gradient=gradient))
+    `config`."""
+    swap_bert_attention(model, config)
     parameters = [p for p in model.parameters() if p.requires_grad]
     grads = torch.autograd.grad(bert_loss(model, inputs)(), parameters, allow_unused=True)
     return torch.cat([(torch.zeros_like(p) if g is None else g).flatten() for p, g in zip(parameters, grads)]).double()
 
 
-def gradient_cosines(vanilla: nn.Module, inputs: dict, cap: int) -> dict:
-    """The gate of S6.memory (a constant memory is worth nothing for a wrong gradient): the cosine of the implicit
-    gradient at `cap` with backpropagation through an unrolled solve 4 times as long, long enough for the unrolled
-    gradient itself to settle (on the cpu profile's batch, 3 and 4 times the cap agree to 1e-6), and with the unrolled
-    one at the same cap, still far from settled. Eval mode, so that no dropout mask separates the runs."""
+def gradient_cosines(vanilla: nn.Module, inputs: dict, cap: int) -> pd.DataFrame:
+    """The gate of S6.memory (a constant memory is worth nothing for a wrong gradient): one row per gradient mode at
+    the default solver, tolerance 0 and `cap` evaluations, with its cosine and norm ratio against backpropagation
+    through 4 x `cap` damped evaluations (the reference; its largest final residual is reported beside it) and the
+    per-example adjoint outcomes of its backward (implicit recorded, not raised). Eval mode, so that no dropout mask
+    separates the runs."""
     model = swap_bert_attention(copy.deepcopy(vanilla).eval(), DEFAULT)
-    cosine = lambda a, b: torch.nn.functional.cosine_similarity(a, b, dim=0).item()  # noqa: E731
-    implicit = parameter_gradient(model, inputs, "implicit", cap)
-    return {"cap": cap, "reference cap": 4 * cap,
-            "cosine": cosine(implicit, parameter_gradient(model, inputs, "unrolled", 4 * cap)),
-            "same-cap cosine": cosine(implicit, parameter_gradient(model, inputs, "unrolled", cap))}
+    reference = parameter_gradient(model, inputs, replace(DEFAULT, solver="damped", tol=0.0, max_iterations=4 * cap,
+                                                          gradient="unrolled"))
+    reference_residual = fixed_point_aux(model)["residuals"].max().item()
+    rows = []
+    for gradient in GRADIENTS:
+        grad = parameter_gradient(model, inputs, replace(DEFAULT, tol=0.0, max_iterations=cap, gradient=gradient,
+                                                         adjoint_failure="record"))
+        counts = pd.DataFrame(adjoint_counts(model))[["converged", "stalled", "diverged"]].sum().to_dict()
+        rows.append({"gradient": gradient, "cap": cap, "cosine": torch.nn.functional.cosine_similarity(
+            grad, reference, dim=0).item(), "norm ratio": (grad.norm() / reference.norm()).item(),
+            "reference cap": 4 * cap, "reference residual": reference_residual,
+            **{f"adjoint {outcome}": n for outcome, n in counts.items()}})
+    return pd.DataFrame(rows).set_index("gradient")
 
 
 def memory_growth(memory: pd.DataFrame) -> dict:
-    """The part of S6.memory, the implicit gradient's saved memory at each cap over that at the smallest cap, minus 1
-    (one value per cap above the smallest), and the spreads: implicit and unrolled, largest over smallest, minus 1."""
-    implicit = memory[memory.gradient == "implicit"].set_index("cap")["saved MiB"]
+    """The part of S6.memory, the Neumann gradient's saved memory at each cap over that at the smallest cap, minus 1
+    (one value per cap above the smallest), and the spreads: Neumann and unrolled, largest over smallest, minus 1."""
+    neumann = memory[memory.gradient == "neumann"].set_index("cap")["saved MiB"]
     unrolled = memory[memory.gradient == "unrolled"]["saved MiB"]
-    smallest = implicit.index.min()
-    return {"growth": (implicit / implicit.loc[smallest] - 1).drop(smallest),
-            "implicit spread": implicit.max() / implicit.min() - 1, "unrolled growth": unrolled.max() / unrolled.min() - 1,
-            "implicit MiB": (implicit.min(), implicit.max()), "unrolled MiB": (unrolled.min(), unrolled.max())}
+    smallest = neumann.index.min()
+    return {"growth": (neumann / neumann.loc[smallest] - 1).drop(smallest),
+            "neumann spread": neumann.max() / neumann.min() - 1, "unrolled growth": unrolled.max() / unrolled.min() - 1,
+            "neumann MiB": (neumann.min(), neumann.max()), "unrolled MiB": (unrolled.min(), unrolled.max())}
 
 
-def memory_evidence(memory: pd.DataFrame, cosines: dict, settings: ScalingSettings) -> str:
-    """The S6.memory evidence: the spread of the implicit gradient's memory over the caps, the growth of the unrolled
-    one, the largest memory of every other gradient, and the gate's cosines (`gradient_cosines`)."""
-    growth, saved = memory_growth(memory), memory.groupby("gradient")["saved MiB"].max()
-    return (f"one training step on {settings.memory_batch} x {settings.memory_length} tokens, tolerance 0: implicit "
-            f"varies by {growth['implicit spread']:.1%} over caps {list(settings.memory_caps)}, unrolled grows by "
+def memory_evidence(memory: pd.DataFrame, cosines: pd.DataFrame, settings: ScalingSettings) -> str:
+    """The S6.memory evidence: the spread of the Neumann gradient's memory over the caps, the growth of the unrolled
+    one, the largest memory of every other gradient (or how many of its steps diverged), and the cosines of every
+    mode (`gradient_cosines`)."""
+    growth = memory_growth(memory)
+    ok = memory[memory.outcome == "ok"].groupby("gradient")["saved MiB"].max()
+    diverged = memory[memory.outcome == "adjoint diverged"].groupby("gradient")["cap"].apply(list)
+    others = "; ".join([f"{g} {ok[g]:.1f} MiB" for g in ("implicit", "phantom", "vanilla attention") if g in ok] +
+                       [f"{g}: adjoint diverged at caps {caps}" for g, caps in diverged.items()])
+    row = lambda g: f"{g} {cosines.at[g, 'cosine']:.4f} (norm {cosines.at[g, 'norm ratio']:.2f})"  # noqa: E731
+    return (f"one training step on {settings.memory_batch} x {settings.memory_length} tokens, tolerance 0: neumann "
+            f"varies by {growth['neumann spread']:.1%} over caps {list(settings.memory_caps)}, unrolled grows by "
             f"{growth['unrolled growth']:.0%} ({' -> '.join(f'{v:.1f}' for v in growth['unrolled MiB'])} MiB); "
-            f"neumann {saved['neumann']:.1f} MiB, phantom {saved['phantom']:.1f} MiB, vanilla "
-            f"{saved['vanilla attention']:.1f} MiB; cosine of the implicit gradient at cap {cosines['cap']} (eval mode, "
-            f"all parameters) with the unrolled one {cosines['cosine']:.4f} at cap {cosines['reference cap']}, "
-            f"{cosines['same-cap cosine']:.4f} at cap {cosines['cap']}")
+            f"{others}; cosine with backpropagation through {int(cosines['reference cap'].iloc[0])} damped evaluations "
+            f"(eval mode, all parameters; reference residual {cosines['reference residual'].iloc[0]:.1e}) at cap "
+            f"{int(cosines['cap'].iloc[0])}: {', '.join(row(g) for g in cosines.index)}")
 
 
 def memory_figure(memory: pd.DataFrame, settings: ScalingSettings, on_cuda: bool):
@@ -350,7 +388,8 @@ def memory_figure(memory: pd.DataFrame, settings: ScalingSettings, on_cuda: bool
     fig, axes = plots.panels(len(columns), width=6.0 if on_cuda else 6.5, height=4, sharey=False)
     for ax, column in zip(axes, columns):
         # The constant-memory gradients coincide: distinct dashes and markers keep each line visible.
-        sns.lineplot(data=memory[memory.gradient != "vanilla attention"], x="cap", y=column, hue="gradient",
+        sns.lineplot(data=memory[(memory.gradient != "vanilla attention") & (memory.outcome == "ok")], x="cap", y=column,
+                     hue="gradient",
                      style="gradient", hue_order=list(GRADIENTS), style_order=list(GRADIENTS), markers=True, ax=ax)
         ax.axhline(memory.loc[memory.gradient == "vanilla attention", column].item(), color="grey", ls="--", lw=0.8,
                    label="vanilla attention")

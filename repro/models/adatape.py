@@ -54,9 +54,13 @@ class AdaptiveTapeReader(nn.Module):
         # One LayerNorm for the query and every bank entry, as in the release ("bank_norm").
         self.norm = nn.LayerNorm(width)
 
-    def forward(self, query: torch.Tensor, bank: torch.Tensor) -> TapeReading:
+    def forward(self, query: torch.Tensor, bank: torch.Tensor, limit: int | None = None) -> TapeReading:
         """query (batch, width); bank (batch, entries, width) for an input-driven bank or
-        (entries, width) for a learnable one shared by all examples."""
+        (entries, width) for a learnable one shared by all examples. `limit` (1..max_tape, default
+        max_tape) caps the tokens read at test time: a cheaper operating point of the same model."""
+        limit = self.max_tape if limit is None else limit
+        if not 1 <= limit <= self.max_tape:
+            raise ValueError(f"limit must lie in 1..{self.max_tape} (max_tape), got {limit}")
         batch = len(query)
         if bank.shape[-2] < self.candidates:
             raise ValueError(f"the bank has {bank.shape[-2]} entries, fewer than the {self.candidates} candidates "
@@ -72,7 +76,7 @@ class AdaptiveTapeReader(nn.Module):
         length = torch.zeros(batch, dtype=torch.long, device=query.device)
         used = torch.zeros(values.shape[:2], device=query.device)
         tokens = []
-        for _ in range(self.max_tape):
+        for _ in range(limit):
             running = halting < self.budget
             if not running.any():
                 tokens.append(torch.zeros_like(values[:, 0]))
@@ -93,7 +97,7 @@ class AdaptiveTapeReader(nn.Module):
             tokens.append(token)
             used = used.scatter_add(1, index, running.float()[:, None].expand_as(index))
             q = (q + token[:, : self.key_width]) / 2
-        slots = torch.arange(self.max_tape, device=query.device)
+        slots = torch.arange(limit, device=query.device)
         return TapeReading(torch.stack(tokens, dim=1), slots[None] < length[:, None], length, impurity, used)
 
     def step_impurity(self, weights: torch.Tensor) -> torch.Tensor:
@@ -111,8 +115,14 @@ class TapeEncoderBlock(EncoderBlock):
         self.tape_slots = tape_slots
         self.tape_mlp = GatedMLP(width, mlp_hidden, dropout)
 
-    def feed_forward(self, x: torch.Tensor) -> torch.Tensor:
-        split = x.shape[1] - self.tape_slots
+    def forward(self, x: torch.Tensor, key_mask: torch.Tensor | None = None, inputs: int | None = None) -> torch.Tensor:
+        """`inputs`: how many leading positions are input tokens (default all but `tape_slots`), so a tape cropped
+        to the tokens read is routed too."""
+        h = x + self.attention(self.attention_norm(x), key_mask)
+        return h + self.feed_forward(self.mlp_norm(h), inputs)
+
+    def feed_forward(self, x: torch.Tensor, inputs: int | None = None) -> torch.Tensor:
+        split = x.shape[1] - self.tape_slots if inputs is None else inputs
         return torch.cat([self.mlp(x[:, :split]), self.tape_mlp(x[:, split:])], dim=1)
 
 
@@ -159,17 +169,33 @@ class AdaTapeEncoder(nn.Module):
         self.reader = AdaptiveTapeReader(c.width, c.width // c.heads, c.max_tape, c.budget, c.impurity)
         self.tape_mlp = GatedMLP(c.width, c.mlp_hidden, c.dropout)
 
-    def forward(self, x: torch.Tensor, bank: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, TapeReading]:
-        """x (batch, tokens, width) -> (states (batch, tokens + T, width), valid-token mask, the reading)."""
+    def forward(self, x: torch.Tensor, bank: torch.Tensor, limit: int | None = None,
+                crop: bool = False) -> tuple[torch.Tensor, torch.Tensor, TapeReading]:
+        """x (batch, tokens, width) -> (states (batch, tokens + slots, width), valid-token mask, the reading), with
+        `limit` tape slots at most (`AdaptiveTapeReader`). Without `crop` every slot is computed and the unread ones
+        are masked out of the keys (the release's padded batch). With `crop` the examples are grouped by the number
+        of tokens they read and each group runs its own tokens and tape alone, so only the tape read is computed;
+        the states of unread slots are then zeros. The valid states of the two agree up to rounding."""
         for block in self.blocks[: self.config.insert_after]:
             x = block(x)
-        reading = self.reader(x.mean(dim=1), bank)
-        x = torch.cat([x, self.tape_mlp(reading.tokens)], dim=1)
-        mask = torch.cat([torch.ones(x.shape[0], x.shape[1] - self.config.max_tape, dtype=torch.bool,
-                                     device=x.device), reading.mask], dim=1)
+        reading = self.reader(x.mean(dim=1), bank, limit)
+        inputs = x.shape[1]
+        mask = torch.cat([torch.ones(x.shape[0], inputs, dtype=torch.bool, device=x.device), reading.mask], dim=1)
+        if not crop:
+            return self.after_tape(x, reading.tokens, mask), mask, reading
+        states = x.new_zeros(x.shape[0], mask.shape[1], x.shape[2])
+        for length in reading.length.unique().tolist():
+            rows = (reading.length == length).nonzero().squeeze(1)
+            states[rows, : inputs + length] = self.after_tape(x[rows], reading.tokens[rows, :length], None)
+        return states, mask, reading
+
+    def after_tape(self, x: torch.Tensor, tape: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        """The tape through its GLU, appended to the tokens `x`, then the blocks after the tape."""
+        inputs = x.shape[1]
+        x = torch.cat([x, self.tape_mlp(tape)], dim=1)
         for block in self.blocks[self.config.insert_after:]:
-            x = block(x, mask)
-        return x, mask, reading
+            x = block(x, mask, inputs) if isinstance(block, TapeEncoderBlock) else block(x, mask)
+        return x
 
     def token_layers(self, tokens: int, reading: TapeReading) -> torch.Tensor:
         """Token positions times blocks per example, counting only the tape slots actually read."""
@@ -188,13 +214,18 @@ class AdaTapeParityConfig(StrictConfig):
     bank: str = "input"
     bank_size: int = 32
     tape_loss_weight: float = 0.01
+    zero_tape: bool = False  # a control: the tape is read from a bank of zeros, so it carries nothing of the input
     encoder: dict | None = None
 
 
 class AdaTapeParity(nn.Module):
     """AdaTape's parity model (release: `adatape-parity`). The whole one-hot vector becomes a
     single input token; the bank is either input-driven (the per-element embeddings, no position
-    embedding) or a learnable table shared by all inputs. Classifier: mean of the valid tokens."""
+    embedding) or a learnable table shared by all inputs. Classifier: mean of the valid tokens.
+
+    With `zero_tape` the reader runs as usual on a bank whose content is zero: every tape token is the same
+    constant, the logits depend on the input token alone and the bank gets no gradient. What such a model learns is
+    what the single input token can do without the tape."""
 
     def __init__(self, config: AdaTapeParityConfig):
         super().__init__()
@@ -215,6 +246,8 @@ class AdaTapeParity(nn.Module):
         one_hot = F.one_hot(tokens, self.config.symbols).float()
         x = self.input_token(one_hot.flatten(1)).unsqueeze(1)
         bank = self.element_embedding(tokens) if self.config.bank == "input" else self.bank
+        if self.config.zero_tape:
+            bank = torch.zeros_like(bank)  # zeros_like keeps no graph: the bank gets no gradient
         states, mask, reading = self.encoder(x, bank)
         # DEVIATION: [adatape-masked-mean] the release's GAP also averages padded tape slots.
         pooled = masked_mean(states, mask)

@@ -6,15 +6,20 @@ With input embedding e = Emb(x) and state z_t (tokens x width), one iteration is
     recall "standard": z_{t+1} = N_out(B(R(z_t, e)))                  (injection at the block input)
     recall "internal": h = z_t + Attn(LN(z_t)); h' = R(h, e);
                        z_{t+1} = N_out(h' + MLP(LN(h')))              (injection between attention and MLP)
+    recall "internal-branch": r = LN(W [z_t; e]); h = N_1(z_t + Attn(r));
+                       r' = LN(W [h; e]); z_{t+1} = N_out(h + MLP(r'))  (injection into each branch)
 
 where B is the pre-LN block h = z + Attn(LN(z)); B(z) = h + MLP(LN(h)), N_out is the outer
 normalisation (identity, LayerNorm or RMSNorm) and R is a *linear* recall, as the paper's theory
 assumes: additive R(h, e) = h + W e, or concatenation R(h, e) = W [h; e]. Both start as h + e.
+"internal-branch" is a third-party reading of the paper's internal recall (one concatenation map W,
+no bias, shared by both branches; the residual stream carries the state alone; N_1 is a second outer
+norm of the same kind as N_out): it needs `recall_form = "concat"`.
 A shared readout (LayerNorm + linear) maps z_t to per-token logits at any iteration, so accuracy
 can be read at any iteration count.
 
-Positions of a sequence enter through a learned relative position bias in attention, clipped at
-`max_offset`: the layer sees offsets, never absolute positions, so the same weights apply to
+Positions of a sequence enter through a learned relative position bias in attention, a table up to
+`max_offset` that keeps falling linearly beyond it (`far_offsets`): the layer sees offsets, never absolute positions, so the same weights apply to
 sequences longer than any seen in training (an absolute learned embedding has no entry for
 position 33 of a model trained on 32, and rotary angles at unseen distances are out of
 distribution). A bias also makes "attend to the previous token" one learned scalar, the step a
@@ -41,9 +46,9 @@ from torch import nn
 
 from repro.config import StrictConfig, choice
 from repro.fixed_point import relative_residual
-from repro.nn import EncoderBlock, SharedLabelBias
+from repro.nn import FAR_OFFSETS, EncoderBlock, RelativePositionBias, SharedLabelBias
 
-RECALLS = ("none", "standard", "internal")
+RECALLS = ("none", "standard", "internal", "internal-branch")
 RECALL_FORMS = ("add", "concat")
 OUTER_NORMS = ("none", "layernorm", "rmsnorm")
 INITIAL_STATES = ("input", "zeros")
@@ -55,7 +60,7 @@ def configuration_name(recall: str, outer_norm: str) -> str:
 
 
 CONFIGURATIONS = {configuration_name(recall, norm): dict(recall=recall, outer_norm=norm)
-                  for recall in RECALLS for norm in ("none", "layernorm")}
+                  for recall in ("none", "standard", "internal") for norm in ("none", "layernorm")}
 """The six looped configurations of the study, name -> `LoopedConfig` options."""
 
 
@@ -70,7 +75,10 @@ class LoopedConfig(StrictConfig):
     heads: int = 4
     mlp_hidden: int = 256
     max_offset: int = 8
-    """Relative offsets beyond this share one position bias; 0: no relative position bias."""
+    """Relative offsets up to this have a learned position bias; 0: no relative position bias."""
+    far_offsets: str = "linear"
+    """Beyond `max_offset` the bias keeps falling at each head's ALiBi slope ("linear") or every offset shares
+    the edge score ("clipped"; swamps the near tokens at long lengths, issue 24)."""
     structure: tuple[tuple[int, ...], ...] = ()
     """One entry per grouping of the positions of a fixed-length input, each giving every position
     its label 0, 1, ... (sudoku: the row, column and box of each cell); each label has a learned
@@ -87,6 +95,10 @@ class LoopedConfig(StrictConfig):
     def __post_init__(self):
         choice("recall", self.recall, RECALLS)
         choice("recall_form", self.recall_form, RECALL_FORMS)
+        choice("far_offsets", self.far_offsets, FAR_OFFSETS)
+        if self.recall == "internal-branch" and self.recall_form != "concat":
+            raise ValueError("recall 'internal-branch' is one map W [z; e] on the concatenation: it needs "
+                             f"recall_form 'concat', got {self.recall_form!r}")
         choice("outer_norm", self.outer_norm, OUTER_NORMS)
         choice("initial_state", self.initial_state, INITIAL_STATES)
         if self.iterations < 1:
@@ -157,15 +169,23 @@ class LoopedTransformer(nn.Module):
             offsets = torch.cumsum(sizes, 0) - sizes
             self.register_buffer("structure_labels", torch.tensor(c.structure) + offsets[:, None], persistent=False)
             self.structure_embedding = nn.Embedding(int(sizes.sum()), c.width)
-        # DEVIATION: [looped-relative-position] a clipped relative bias is a sequence's only position signal.
+        # DEVIATION: [looped-relative-position] a relative bias, falling linearly beyond max_offset, is a
+        # sequence's only position signal.
         self.blocks = nn.ModuleList(
-            EncoderBlock(c.width, c.heads, c.mlp_hidden, max_offset=c.max_offset,
-                         position_bias=SharedLabelBias(c.heads, c.structure) if c.structure_bias else None)
+            EncoderBlock(c.width, c.heads, c.mlp_hidden, position_bias=self.position_bias())
             for _ in range(c.iterations if c.untied else 1))
         self.recall = {"add": AdditiveRecall, "concat": ConcatRecall}[c.recall_form](c.width) \
             if c.recall != "none" else None
         self.outer_norm = outer_norm(c.outer_norm, c.width)
+        if c.recall == "internal-branch":
+            self.attention_outer_norm = outer_norm(c.outer_norm, c.width)
         self.head = nn.Sequential(nn.LayerNorm(c.width), nn.Linear(c.width, c.outputs))
+
+    def position_bias(self) -> nn.Module | None:
+        c = self.config
+        if c.structure_bias:
+            return SharedLabelBias(c.heads, c.structure)
+        return RelativePositionBias(c.heads, c.max_offset, c.far_offsets) if c.max_offset else None
 
     def embed(self, tokens: torch.Tensor) -> torch.Tensor:
         """e = Emb(x), plus the structure embedding of every position when the config has one."""
@@ -185,6 +205,10 @@ class LoopedTransformer(nn.Module):
         if self.config.untied and iteration >= len(self.blocks):
             raise ValueError(f"an untied model has {len(self.blocks)} layers; iteration {iteration} does not exist")
         block = self.blocks[iteration if self.config.untied else 0]
+        if self.config.recall == "internal-branch":
+            # DEVIATION: [looped-internal-branch] a third-party reading of internal recall, run beside ours.
+            h = self.attention_outer_norm(z + block.attention(block.attention_norm(self.recall(z, e))))
+            return self.outer_norm(h + block.feed_forward(block.mlp_norm(self.recall(h, e))))
         if self.config.recall == "standard":
             z = self.recall(z, e)
         h = z + block.attention(block.attention_norm(z))
@@ -204,11 +228,18 @@ class LoopedTransformer(nn.Module):
 
     def states(self, tokens: torch.Tensor, iterations: int):
         """Yield (z_t, ||z_t - z_{t-1}|| / ||z_{t-1}||) for t = 1 .. iterations, one state at a time,
-        so accuracy can be read at every iteration of a long test-time loop in constant memory."""
+        so accuracy can be read at every iteration of a long test-time loop in constant memory. Once the
+        whole batch sits exactly on a fixed point of the float map, the rest is yielded without computing."""
         e = self.embed(tokens)
         z = self.initial_state(e)
+        settled = False
         for iteration in range(iterations):
+            if settled:
+                # A weight-tied step that returned its input exactly returns it forever: no need to run it.
+                yield z, torch.zeros(len(z), device=z.device)
+                continue
             previous, z = z, self.step(z, e, iteration)
+            settled = not self.config.untied and torch.equal(z, previous)
             yield z, relative_residual(z.detach(), previous.detach())
 
     def forward(self, tokens: torch.Tensor, iterations: int | None = None) -> tuple[torch.Tensor, dict]:

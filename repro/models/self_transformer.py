@@ -7,10 +7,12 @@ once, and the injected state u is iterated (paper notes, sections 2.2 and 4.2):
 
     A(u)    = softmax((W_Q u)(W_K u)^T / sqrt(d_h) + M)                         per head
     f(u)    = x + W_O A(u) V
-    u_0     = x,   u_{k+1} = (1 - a) u_k + a f(u_k)                              a = damping
+    u_0     = x,   u_{k+1} = Anderson(u_k, ..., u_{k-m+1})  or  (1 - a) u_k + a f(u_k)
     r_k     = ||f(u_k) - u_k||_F / ||u_k||_F                                      per example, valid tokens
 
-Each example stops at the first k with r_k < tol, or at `max_iterations`, and is then dropped from
+The solver is Anderson acceleration over the last m = 5 iterates (`solver="anderson"`, the default,
+pre-registered in issue 24) or the damped iteration with a = damping (`solver="damped"`). Each
+example stops at the first k with r_k < tol, or at `max_iterations`, and is then dropped from
 the batch, so the compute spent is truly per input. The sublayer returns the delta
 g(u*) = W_O A(u*) V where vanilla attention returns g(x) = W_O A(x) V: one undamped step (or
 `max_iterations=1`) is vanilla attention exactly, so pretrained checkpoints load unchanged. The
@@ -22,7 +24,9 @@ Gradients, with gr = dL/d(delta) and J = dg/du at the reached point u*:
 - "phantom":  backpropagate through one evaluation g(u*) with u* held constant (lambda = gr);
 - "neumann":  lambda = sum_{i=0..k} (J^T)^i gr, the truncated Neumann series of (I - J^T)^-1 gr;
 - "implicit": lambda = (I - J^T)^-1 gr, solved to `backward_tol` by `repro.fixed_point.iterate`
-              (damped like the forward) or `anderson` -- the exact implicit-function-theorem gradient;
+              (damped with `damping`) or `anderson` -- the exact implicit-function-theorem gradient; a
+              solve that misses `backward_tol` raises `AdjointDivergence` (or, with
+              `adjoint_failure="record"`, is counted and its result used);
 - "unrolled": backpropagate through every iteration (memory grows with the iterations; the reference).
 
 In the first three the solve runs without a graph and, when gradients are enabled, g(u*) is
@@ -31,9 +35,13 @@ to x (through V and through u = x + d), so memory does not grow with the iterati
 
 Every forward leaves `aux` (an `AttentionAux`: iterations, residual trace, final residual and
 convergence per example; the adjoint solve's steps and residual once backward has run) on the
-module; `fixed_point_aux(model)` stacks them per layer.
+module; `fixed_point_aux(model)` stacks them per layer. Every backward adds its per-example adjoint
+outcomes (converged, stalled, diverged) to the layer's `AdjointCounts`; `adjoint_counts(model)`
+lists them per layer, since the last swap.
 """
 
+import math
+import warnings
 from dataclasses import dataclass
 from typing import Callable
 
@@ -42,22 +50,32 @@ import torch.nn.functional as F
 from torch import nn
 
 from repro.config import StrictConfig, choice
-from repro.fixed_point import anderson, flat_norm, iterate
+from repro.fixed_point import FixedPointResult, anderson, anderson_coefficients, flat_norm, iterate
 from repro.nn import SelfAttention
 
 GRADIENTS = ("phantom", "neumann", "implicit", "unrolled")
+SOLVERS = ("anderson", "damped")
 BACKWARD_SOLVERS = ("iterate", "anderson")
+ADJOINT_FAILURES = ("raise", "record")
+
+
+class AdjointDivergence(RuntimeError):
+    """An implicit-gradient adjoint solve that missed its tolerance: its result would be a wrong gradient."""
 
 
 @dataclass
 class FixedPointAttentionConfig(StrictConfig):
-    # DEVIATION: [self-solver-settings] the paper's damping, tolerance and cap are not known: the authors'
-    # run script's damping and cap, and their code's default tolerance.
+    # DEVIATION: [self-solver-settings] the paper's solver is not known, and the authors' run settings (damping 0.5,
+    # cap 8) cannot converge on pretrained weights (issue 24): Anderson m = 5, cap 32, pre-registered.
+    solver: str = "anderson"
+    """"anderson" (Anderson acceleration over `anderson_memory` iterates) or "damped" (u <- (1 - a) u + a f(u))."""
     damping: float = 0.5
-    """a in u <- (1 - a) u + a f(u); the authors' runs use 0.5 (paper notes, section 2.2)."""
+    """a of the damped solver and of the damped adjoint iteration; the authors' runs use 0.5 (paper notes, 2.2)."""
+    # DEVIATION: [self-residual-undamped-step] r is measured on the undamped step f(u) - u; the authors measure
+    # the damped step a (f(u) - u), so their tol 1e-3 at a = 0.5 is our 2e-3.
     tol: float = 1e-3
     """Stop an example once ||f(u) - u|| / ||u|| < tol; 0 runs every iteration."""
-    max_iterations: int = 8
+    max_iterations: int = 32
     """Evaluations of f per layer and example; 1 is vanilla attention (the authors' run script: 8)."""
     # DEVIATION: [self-neumann-gradient] the paper states implicit differentiation; the default is the
     # 4-term Neumann refinement the authors' runs used, an approximation of it ("implicit" is exact).
@@ -69,11 +87,17 @@ class FixedPointAttentionConfig(StrictConfig):
     backward_tol: float = 1e-6
     """Relative residual at which the adjoint solve ("neumann" and "implicit") stops early."""
     backward_max_iterations: int = 40
+    adjoint_failure: str = "raise"
+    """An "implicit" adjoint solve that misses `backward_tol`: "raise" `AdjointDivergence`, or "record" it in the
+    layer's `AdjointCounts` and use its result."""
     anderson_memory: int = 5
+    """Iterates Anderson mixes, forward (solver "anderson") and adjoint (backward_solver "anderson")."""
 
     def __post_init__(self):
+        choice("solver", self.solver, SOLVERS)
         choice("gradient", self.gradient, GRADIENTS)
         choice("backward_solver", self.backward_solver, BACKWARD_SOLVERS)
+        choice("adjoint_failure", self.adjoint_failure, ADJOINT_FAILURES)
         if not 0 < self.damping <= 1:
             raise ValueError(f"damping must be in (0, 1], got {self.damping}")
         if self.tol < 0 or self.backward_tol < 0:
@@ -104,6 +128,25 @@ class AttentionAux:
     backward_converged: torch.Tensor | None = None
 
 
+@dataclass
+class AdjointCounts:
+    """Per-example adjoint solves of one FPSA layer by outcome: under `backward_tol` (converged), above it with a
+    residual lower than the first (stalled), or at or above the first, or not finite (diverged). "neumann"'s
+    truncated series is counted too: its early stop rarely triggers, so "stalled" is its usual outcome."""
+    converged: int = 0
+    stalled: int = 0
+    diverged: int = 0
+
+    def add(self, result: FixedPointResult) -> torch.Tensor:
+        """Count the solve's examples; returns the (batch,) bool of those that diverged."""
+        last, first = result.residuals[-1], result.residuals[0]
+        diverged = ~result.converged & ~(last < first)
+        self.converged += int(result.converged.sum())
+        self.diverged += int(diverged.sum())
+        self.stalled += int((~result.converged).sum()) - int(diverged.sum())
+        return diverged
+
+
 QueriesKeys = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 """u (batch, tokens, width) -> queries, keys (batch, heads, tokens, head width)."""
 Project = Callable[[torch.Tensor], torch.Tensor]
@@ -126,6 +169,8 @@ def _take(t: torch.Tensor | None, index: torch.Tensor | None) -> torch.Tensor | 
 
 
 def _attend(q, k, v, bias, keep):
+    # DEVIATION: [self-no-temperature] the logits scale is 1 / sqrt(d_h), as in the checkpoint; the authors' code
+    # divides by a learnable per-head temperature as well (H parameters per layer).
     if keep is None:
         return F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
     # The fused kernel samples its own dropout mask; the mask fixed for the whole loop needs explicit weights.
@@ -134,45 +179,75 @@ def _attend(q, k, v, bias, keep):
     return (weights * keep) @ v
 
 
+def _warn_if_capped(r1: torch.Tensor, config: FixedPointAttentionConfig) -> None:
+    """A damped step shrinks the residual at best by (1 - a) (where the Jacobian vanishes): warn when the cap cannot
+    reach the tolerance from the first residual r1 even so (issue 24: damping 0.5 with cap 8 on pretrained MiniLM)."""
+    cap, a = config.max_iterations, config.damping
+    if config.solver != "damped" or config.tol == 0 or cap == 1 or a == 1:
+        return
+    best = r1.max().item() * (1 - a) ** (cap - 1)
+    if best > config.tol:
+        needed = 1 + math.ceil(math.log(r1.max().item() / config.tol) / -math.log(1 - a))
+        warnings.warn(f"damped FPSA cannot converge by construction: first residual {r1.max().item():.3g}, at best "
+                      f"{best:.3g} after {cap} evaluations at damping {a} (tol {config.tol}); a cap of at least "
+                      f"{needed} or solver='anderson' can", RuntimeWarning, stacklevel=4)
+
+
 def _solve(g, x: torch.Tensor, weights: torch.Tensor | None, config: FixedPointAttentionConfig):
-    """The damped iteration of the module docstring on d = u - x, finished examples dropped.
+    """The iteration of the module docstring on d = u - x, finished examples dropped.
 
     Returns (g(u_k) and d_k at each example's last evaluation, AttentionAux). Written without
     in-place writes to tensors that carry a graph, so it also runs under autograd ("unrolled").
     """
     # DEVIATION: [self-example-stop] one relative residual per example over all its valid tokens, not the
-    # authors' per-token freeze with an 80% exit fraction: an example's compute is then one number.
+    # authors' per-token freeze with an 80% exit fraction over the batch: an example's compute is then one number.
     batch = x.shape[0]
+    # DEVIATION: [self-state-from-input] the state starts at the layer input, u_0 = x (d_0 = 0), one full-width state
+    # for all heads; the paper summaries read a per-head state started from the query projection.
     d = torch.zeros_like(x)
     delta, d_evaluated = torch.zeros_like(x), torch.zeros_like(x)
     iterations = torch.full((batch,), config.max_iterations, dtype=torch.long, device=x.device)
     residual = torch.zeros(batch, device=x.device)
     trace = []
     active = torch.arange(batch, device=x.device)
+    history: list[tuple[torch.Tensor, torch.Tensor]] = []  # (d_i, g(d_i)) of the active examples, Anderson's memory
     for evaluation in range(1, config.max_iterations + 1):
         d_active = d[active]
         g_active = g(d_active, None if len(active) == batch else active)
+        w = _take(weights, active)
         with torch.no_grad():
             step, u = g_active - d_active, x[active] + d_active
             if weights is not None:
-                step, u = step * _take(weights, active), u * _take(weights, active)
+                step, u = step * w, u * w
             r = (flat_norm(step) / flat_norm(u).clamp_min(torch.finfo(torch.float32).tiny)).float()
+        if evaluation == 1:
+            _warn_if_capped(r, config)
         residual = residual.index_copy(0, active, r)
         trace.append(residual)
         delta = delta.index_copy(0, active, g_active)
         d_evaluated = d_evaluated.index_copy(0, active, d_active)
-        d = d.index_copy(0, active, d_active + config.damping * (g_active - d_active))
         done = r < config.tol
         iterations[active[done]] = evaluation
-        active = active[~done]
-        if not len(active):
+        if evaluation == config.max_iterations or done.all():
             break
+        if config.solver == "anderson":
+            history = (history + [(d_active.flatten(1), g_active.flatten(1))])[-config.anderson_memory:]
+            xs, fs = (torch.stack(h, dim=1) for h in zip(*history))
+            residuals = fs - xs if w is None else (fs - xs) * w.expand_as(d_active).flatten(1).unsqueeze(1)
+            # "unrolled" backpropagates through the evaluations with the mixing weights held constant: through the
+            # least squares as well, the gradient on pretrained MiniLM was 200-1300x the converged one's norm.
+            following = (anderson_coefficients(residuals.detach()) @ fs)[:, 0].view_as(d_active)
+        else:
+            following = d_active + config.damping * (g_active - d_active)
+        d = d.index_copy(0, active, following)
+        active = active[~done]
+        history = [(xs_i[~done], fs_i[~done]) for xs_i, fs_i in history]
     aux = AttentionAux(iterations, torch.stack(trace), residual, residual < config.tol)
     return delta, d_evaluated, aux
 
 
 def _adjoint_hook(g: Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor], d_star: torch.Tensor,
-                  config: FixedPointAttentionConfig, aux: AttentionAux):
+                  config: FixedPointAttentionConfig, aux: AttentionAux, counts: AdjointCounts | None, layer: str):
     """Gradient hook on out = g(d*) that replaces gr by lambda solving lambda = J^T lambda + gr.
 
     J^T is applied through a fresh evaluation of g at d*, never through `out` itself: a hook that
@@ -189,6 +264,8 @@ def _adjoint_hook(g: Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor]
         def adjoint_map(lam):
             return torch.autograd.grad(out, d, lam, retain_graph=True)[0] + gr
         if config.gradient == "neumann":
+            # DEVIATION: [self-neumann-jacobian] the series of the undamped map's J, whose spectral radius exceeds 1 in
+            # pretrained MiniLM's layers 1-4; the authors' series is of the damped map's (1 - a) I + a J.
             # lambda_0 = gr and k plain steps give exactly the series sum_{i<=k} (J^T)^i gr.
             result = iterate(adjoint_map, gr, config.neumann_steps, config.backward_tol)
         elif config.backward_solver == "anderson":
@@ -200,6 +277,15 @@ def _adjoint_hook(g: Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor]
                              damping=config.damping)
         aux.backward_steps, aux.backward_converged = result.steps, result.converged
         aux.backward_residual = result.residuals[-1]
+        diverged = (counts or AdjointCounts()).add(result)
+        if config.gradient == "implicit" and config.adjoint_failure == "raise" and not result.converged.all():
+            missed = ~result.converged
+            raise AdjointDivergence(
+                f"{layer}: the implicit adjoint solve ({config.backward_solver}) missed backward_tol "
+                f"{config.backward_tol:g} for {int(missed.sum())} of {len(missed)} examples ({int(diverged.sum())} "
+                f"diverged): residual up to {result.residuals[-1][missed].max().item():.3g} after "
+                f"{int(result.steps.max())} steps. Use gradient='neumann', another backward_solver or more "
+                "backward_max_iterations, or adjoint_failure='record' to count it and go on")
         return result.state
 
     return hook
@@ -207,14 +293,15 @@ def _adjoint_hook(g: Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor]
 
 def fixed_point_attention(x: torch.Tensor, queries_keys: QueriesKeys, values: torch.Tensor, project: Project,
                           config: FixedPointAttentionConfig, bias: torch.Tensor | None = None,
-                          token_mask: torch.Tensor | None = None,
-                          dropout: float = 0.0) -> tuple[torch.Tensor, AttentionAux]:
+                          token_mask: torch.Tensor | None = None, dropout: float = 0.0,
+                          counts: AdjointCounts | None = None, layer: str = "FPSA") -> tuple[torch.Tensor, AttentionAux]:
     """The FPSA delta g(u*) = W_O A(u*) V of the module docstring, and what it spent.
 
     `values` (batch, heads, tokens, head width) = W_V x, computed once by the caller; `bias` an
     additive mask broadcastable to (batch, heads, tokens, tokens); `token_mask` (batch, tokens)
     True for the tokens counted in the residual norms (padding excluded); `dropout` the
-    attention-dropout rate, 0 outside training.
+    attention-dropout rate, 0 outside training; `counts` collects the adjoint outcomes and `layer`
+    names the layer in an `AdjointDivergence`.
     """
     # One Bernoulli mask per forward, reused at every iteration and in the backward, so f is one
     # deterministic map and has a fixed point at all (paper notes, section 4.7).
@@ -241,7 +328,7 @@ def fixed_point_attention(x: torch.Tensor, queries_keys: QueriesKeys, values: to
     if config.gradient == "phantom":
         return g(d_star, None), aux
     out = g(d_star, None)
-    out.register_hook(_adjoint_hook(g, d_star, config, aux))
+    out.register_hook(_adjoint_hook(g, d_star, config, aux, counts, layer))
     return out, aux
 
 
@@ -265,9 +352,14 @@ class FixedPointSelfAttention(nn.Module):
         super().__init__()
         self.heads, self.dropout = attention.heads, attention.dropout
         self.qkv, self.out, self.position_bias = attention.qkv, attention.out, attention.position_bias
-        self.config = config
+        self.name = "FPSA"
+        self.configure(config)
         self.aux: AttentionAux | None = None
         self.train(attention.training)
+
+    def configure(self, config: FixedPointAttentionConfig) -> None:
+        """Take `config` and start new adjoint counts (they describe one configuration)."""
+        self.config, self.adjoint = config, AdjointCounts()
 
     def forward(self, x: torch.Tensor, key_mask: torch.Tensor | None = None) -> torch.Tensor:
         width = x.shape[-1]
@@ -284,7 +376,7 @@ class FixedPointSelfAttention(nn.Module):
             bias = position if bias is None else position + bias
         delta, self.aux = fixed_point_attention(x, queries_keys, values, lambda c: self.out(_merge_heads(c)),
                                                 self.config, bias, key_mask,
-                                                self.dropout if self.training else 0.0)
+                                                self.dropout if self.training else 0.0, self.adjoint, self.name)
         return delta
 
 
@@ -303,9 +395,12 @@ class FixedPointBertAttention(nn.Module):
             raise ValueError("FPSA replaces encoder self-attention, not a decoder's or cross-attention")
         self.self, self.output = attention.self, attention.output
         self.is_cross_attention = False
-        self.config = config
+        self.name = "FPSA"
+        self.configure(config)
         self.aux: AttentionAux | None = None
         self.train(attention.training)
+
+    configure = FixedPointSelfAttention.configure
 
     def forward(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None = None,
                 encoder_hidden_states=None, encoder_attention_mask=None, past_key_values=None,
@@ -318,27 +413,34 @@ class FixedPointBertAttention(nn.Module):
         queries_keys = lambda u: (_split_heads(self.self.query(u), heads), _split_heads(self.self.key(u), heads))
         values = _split_heads(self.self.value(x), heads)
         bias = additive_mask(attention_mask, x.dtype)
+        # DEVIATION: [self-no-rope-in-loop] positions enter as the checkpoint's absolute embeddings, before every
+        # layer, for vanilla and FPSA alike; the authors' runs give FPSA alone RoPE, applied to Q and K in the loop.
         # The keys some query may attend to are the real tokens; padding stays out of the residual norms.
         token_mask = None if bias is None else \
             (bias > torch.finfo(x.dtype).min / 2).expand(-1, -1, x.shape[1], -1).any(dim=2).any(dim=1)
         delta, self.aux = fixed_point_attention(x, queries_keys, values,
                                                 lambda c: self.output.dense(_merge_heads(c)), self.config,
-                                                bias, token_mask, self.self.dropout.p if self.training else 0.0)
+                                                bias, token_mask, self.self.dropout.p if self.training else 0.0,
+                                                self.adjoint, self.name)
         return self.output.LayerNorm(self.output.dropout(delta) + x), None
 
 
 def _swap(model: nn.Module, replaces: Callable[[nn.Module], bool], wrapper: type, config) -> nn.Module:
     if isinstance(model, wrapper):
-        model.config = config
+        model.configure(config)
         return model
     if replaces(model):
         return wrapper(model, config)
     for parent in list(model.modules()):
         for name, child in list(parent.named_children()):
             if isinstance(child, wrapper):
-                child.config = config
+                child.configure(config)
             elif replaces(child):
                 setattr(parent, name, wrapper(child, config))
+    # Names for error messages and count tables: the module path, e.g. "encoder.layer.2.attention".
+    for name, module in model.named_modules():
+        if isinstance(module, wrapper):
+            module.name = name
     return model
 
 
@@ -346,7 +448,8 @@ def swap_bert_attention(model: nn.Module, config: FixedPointAttentionConfig) -> 
     """Replace every self-attention `BertAttention` of a Hugging Face model by FPSA, in place.
 
     Returns the model (the new module where `model` is itself a `BertAttention`). Already-swapped
-    layers take the new `config`, so the same call changes the tolerance or cap for evaluation.
+    layers take the new `config` (and start new adjoint counts), so the same call changes the
+    tolerance or cap for evaluation.
     """
     from transformers.models.bert.modeling_bert import BertAttention
 
@@ -376,3 +479,10 @@ def fixed_point_aux(model: nn.Module) -> dict[str, torch.Tensor]:
     if all(r.backward_steps is not None for r in records):
         aux["backward_steps"] = torch.stack([r.backward_steps for r in records])
     return aux
+
+
+def adjoint_counts(model: nn.Module) -> list[dict]:
+    """One row per FPSA layer: its name, gradient mode and the per-example adjoint outcomes (`AdjointCounts`) of every
+    backward since the layer last took a config."""
+    return [{"layer": layer.name, "gradient": layer.config.gradient, **vars(layer.adjoint)}
+            for layer in fixed_point_layers(model)]

@@ -18,9 +18,19 @@ Every model shares the patch embedding, the pre-LN `repro.nn.EncoderBlock` (atte
 `aux["token_layers"]` (batch,) counts the (token, block) applications each image received, the
 adaptive models' compute; `aux["attention_evaluations"]` the attention evaluations (more than
 one per block where fixed-point attention iterates).
+
+The adaptive models compute only what they spend when `gather` is True (the default): UT-ViT runs
+its block on the images that still have a running token, A-ViT runs each block on each image's
+running tokens alone, AdaTape computes only the tape tokens an image read (`on_examples`,
+`on_running_tokens`, `AdaTapeEncoder(crop=True)`). With `gather` False they run the padded batch and
+mask (the computation of the releases, and the reference the gathered one is tested against), so
+the same model can be charged both its executed and its nominal cost. Each also has one test-time
+knob (`operating_point`): the halting threshold eps for UT-ViT and A-ViT, the cap on tape tokens
+for AdaTape.
 """
 
 from dataclasses import dataclass, field
+from typing import Callable
 
 import torch
 from torch import nn
@@ -81,6 +91,36 @@ class Classifier(nn.Module):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         return self.head(self.norm(masked_mean(x, mask)))
+
+
+def on_examples(function: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor,
+                active: torch.Tensor) -> torch.Tensor:
+    """`function` applied to the examples of x (batch, ...) where `active` (batch,) is True alone; the others
+    unchanged."""
+    rows = active.nonzero().squeeze(1)
+    if len(rows) == len(x):
+        return function(x)
+    out = x.clone()
+    out[rows] = function(x[rows])
+    return out
+
+
+def on_running_tokens(block: nn.Module, x: torch.Tensor, running: torch.Tensor) -> torch.Tensor:
+    """`block` applied to the running tokens of each example alone (they attend among themselves, the others are
+    left out), x (batch, tokens, width), running (batch, tokens); halted tokens unchanged. Examples with the same
+    number of running tokens form one dense batch, so nothing is padded: each example costs its own tokens."""
+    counts = running.sum(dim=1)
+    if bool(running.all()):
+        return block(x)
+    order = torch.argsort((~running).to(torch.int8), dim=1, stable=True)  # running tokens first, in their order
+    out = x.clone()
+    for count in counts.unique().tolist():
+        if count == 0:
+            continue
+        rows = (counts == count).nonzero()
+        index = order[rows.squeeze(1), :count]
+        out[rows, index] = block(x[rows, index])
+    return out
 
 
 def attention_evaluations(blocks: nn.ModuleList, batch: int, device: torch.device) -> torch.Tensor:
@@ -154,6 +194,10 @@ class AdaTapeViT(nn.Module):
             width=v.width, heads=v.heads, layers=v.layers, mlp_hidden=v.mlp_hidden, dropout=v.dropout,
             **c.tape_options()))
         self.classifier = Classifier(v.width, v.classes)
+        self.gather = True
+        """Compute only the tape tokens read (False: every slot, padded and masked)."""
+        self.operating_point = c.max_tape
+        """The cap on the tape tokens read (1..max_tape), a test-time setting."""
 
     @property
     def bank_grid(self) -> int:
@@ -162,10 +206,11 @@ class AdaTapeViT(nn.Module):
             raise ValueError("only the input-driven bank has a grid of image regions; this model's bank is learnable")
         return self.bank_embed.grid
 
+
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, dict]:
         x = self.embed(images)
         bank = self.pre_bank(self.bank_embed(images)) if self.config.bank == "input" else self.bank
-        states, mask, reading = self.encoder(x, bank)
+        states, mask, reading = self.encoder(x, bank, self.operating_point, crop=self.gather)
         aux = {"tape_length": reading.length, "penalty": self.config.tape_loss_weight * reading.impurity,
                "selected": reading.selected, "token_layers": self.encoder.token_layers(x.shape[1], reading),
                "attention_evaluations": torch.full((len(images),), float(len(self.encoder.blocks)),
@@ -195,12 +240,21 @@ class UniversalViT(nn.Module):
         self.block = EncoderBlock(v.width, v.heads, v.mlp_hidden, v.dropout)
         self.halting = nn.Linear(v.width, 1)
         self.classifier = Classifier(v.width, v.classes)
+        self.gather = True
+        """Run the block on the images with a running token alone (False: on the whole batch, masked)."""
+        self.operating_point = c.halting_eps
+        """The halting threshold eps (a token halts once its halting mass reaches 1 - eps), a test-time setting."""
+
+    def update(self, step: int, x: torch.Tensor, running: torch.Tensor) -> torch.Tensor:
+        # DEVIATION: [vision-executed-cost] the block runs on the images with a running token, not the whole batch.
+        # Halted tokens keep their state, still visible as keys (the UT's rule), so an image runs the whole block
+        # while any of its tokens runs; ponder keeps the halted tokens' states.
+        function = lambda tokens: self.block(tokens + self.step_embedding[step])  # noqa: E731
+        return on_examples(function, x, running.any(dim=1)) if self.gather else function(x)
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, dict]:
-        # Halted tokens keep their state, still visible as keys (the UT's rule).
-        result = ponder(self.embed(images), lambda step, x, running: self.block(x + self.step_embedding[step]),
-                        lambda x: torch.sigmoid(self.halting(x)).squeeze(-1), self.config.vit.layers,
-                        self.config.halting_eps)
+        result = ponder(self.embed(images), self.update, lambda x: torch.sigmoid(self.halting(x)).squeeze(-1),
+                        self.config.vit.layers, self.operating_point)
         aux = {"penalty": self.config.ponder_weight * result.ponder_cost(), "ponder_steps": result.steps.mean(dim=1),
                "token_layers": result.steps.sum(dim=1), "attention_evaluations": result.steps.amax(dim=1)}
         return self.classifier(result.output), aux
@@ -230,20 +284,24 @@ class HaltingViT(nn.Module):
         self.embed = PatchEmbedding(v.image_size, v.patch, v.channels, v.width)
         self.blocks = nn.ModuleList(EncoderBlock(v.width, v.heads, v.mlp_hidden, v.dropout) for _ in range(v.layers))
         self.classifier = Classifier(v.width, v.classes)
+        self.gather = True
+        """Run each block on the running tokens alone (False: on every token, halted ones masked out of the keys)."""
+        self.operating_point = c.halting_eps
+        """The halting threshold eps (a token halts once its halting mass reaches 1 - eps), a test-time setting."""
 
     def update(self, step: int, x: torch.Tensor, running: torch.Tensor) -> torch.Tensor:
-        # Halted tokens leave the keys; an image whose tokens all halted keeps its keys (its state is
+        # Halted tokens leave the keys. Masked: an image whose tokens all halted keeps its keys (its state is
         # frozen anyway), so no attention row is empty.
-        keys = running | ~running.any(dim=1, keepdim=True)
-        return self.blocks[step](x, keys)
+        if self.gather:
+            return on_running_tokens(self.blocks[step], x, running)
+        return self.blocks[step](x, running | ~running.any(dim=1, keepdim=True))
 
     def halting(self, x: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(self.config.gate_scale * x[..., 0] - self.config.gate_center)
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, dict]:
         # DEVIATION: [avit-ponder-only] no distributional prior on the halting depth, only the ponder cost.
-        result = ponder(self.embed(images), self.update, self.halting, self.config.vit.layers,
-                        self.config.halting_eps)
+        result = ponder(self.embed(images), self.update, self.halting, self.config.vit.layers, self.operating_point)
         aux = {"penalty": self.config.ponder_weight * result.ponder_cost(), "ponder_steps": result.steps.mean(dim=1),
                "token_layers": result.steps.sum(dim=1), "attention_evaluations": result.steps.amax(dim=1)}
         return self.classifier(result.output), aux
