@@ -8,10 +8,10 @@ JOBS        ?= $(shell nproc 2>/dev/null || echo 1)
 CHESS_TARGET ?= 100000
 CHESS_WORKERS ?= 2
 
-.PHONY: help setup reproduce report test bench notebooks scripts mine-chess clean
+.PHONY: help setup reproduce report test bench notebooks scripts mine-chess sudoku-sets data-manifest clean
 
 help:  ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
 	@echo "  options: PROFILE=auto|smoke|cpu|gpu|paper  NB=01_parity  JOBS=<cores>  CHESS_TARGET=100000  CHESS_WORKERS=2"
 
 setup:  ## create .venv with torch 2.14.1 and the project (editable), register the Jupyter kernel
@@ -54,8 +54,15 @@ notebooks:  ## write notebooks/*.ipynb from their edited percent scripts noteboo
 scripts:  ## write the percent scripts notebooks/*.py from notebooks edited outside JupyterLab (jupytext)
 	$(VENV)/bin/jupytext --quiet --to py:percent notebooks/[0-9][0-9]_*.ipynb
 
-mine-chess:  ## mine chess puzzles from Stockfish self-play into data/chess_mined/ (hours, resumable; needs stockfish)
+mine-chess:  ## mine chess puzzles from Stockfish self-play into data/chess_mined/, then data-manifest (hours, resumable; needs stockfish)
 	$(PY) -m repro.data.chess_mining --target $(CHESS_TARGET) --workers $(CHESS_WORKERS)
+	$(PY) -m repro.data.files
+
+sudoku-sets:  ## replace the committed sudoku sets in data/sudoku/ with new qqwing puzzles (they differ: rerun notebook 03)
+	$(PY) -m repro.experiments.sudoku
+
+data-manifest:  ## rewrite data/MANIFEST.json (sha256, bytes, rows of the committed data) after a deliberate regeneration
+	$(PY) -m repro.data.files
 
 clean:  ## remove build/ (executed notebooks, smoke runs, scratch results); the committed report/ stays
 	rm -rf build

@@ -80,8 +80,10 @@ def main(argv: list[str] | None = None) -> None:
 
     table = length_sweep(vanilla, fixed_point, random_inputs, lengths, device, args.repeats, args.warmup,
                          cap=config.max_iterations)
+    solver = (f"anderson (memory {config.anderson_memory})" if config.solver == "anderson"
+              else f"damped (damping {config.damping})")
     print(f"FPSA vs vanilla: {args.model}, {device} ({torch.get_num_threads()} CPU threads), batch {args.batch}, "
-          f"{args.repeats} repeats, damping {config.damping}, tol {config.tol}, cap {config.max_iterations}; "
+          f"{args.repeats} repeats, solver {solver}, tol {config.tol}, cap {config.max_iterations}; "
           "times are medians, iterations are evaluations per layer and example")
     print(table[COLUMNS].to_string(index=False, float_format=lambda x: f"{x:.3f}"))
     if len(set(lengths)) >= 3:

@@ -85,8 +85,9 @@ study.describe()
 #
 # qqwing has no seed option (it seeds itself from the clock), so the reference puzzles were generated once and committed
 # under `data/sudoku/`: one gzip-compressed CSV per class with a sha256 sidecar, every solution checked by our own checker
-# on every load. A missing or corrupt file is regenerated with a warning, and the numbers below are then no longer the
-# reference run's. (The `paper` profile asks for more puzzles than are committed, so it generates them afresh.)
+# on every load, and each file checked against `data/MANIFEST.json`. A missing or corrupt file is an error that says how to
+# restore it; nothing is regenerated over the committed sets without `make sudoku-sets`. (The `paper` profile asks for
+# more puzzles than are committed, so it generates them afresh under `build/sudoku/`.)
 #
 # **Split.** From each training class (simple, easy) the first puzzles are held out as test puzzles; the rest form the
 # training pool. Intermediate and expert puzzles are used only for testing. A training batch draws puzzles from the pool,

@@ -31,10 +31,18 @@ from repro import ROOT
 from repro.claims import CLAIMS, VERDICT_MEANINGS, VERDICTS, claim
 from repro.deviations import DEVIATIONS
 from repro.plots import VERDICT_COLOURS, forest
+from repro.data.files import recorded_sha256
 from repro.results import load_results
+from repro.staleness import freshness
 from repro.verdicts import redecide, stale_definition
 
 results = load_results(RESULTS_DIR)
+status_path = Path(STATUS_FILE) if STATUS_FILE else None
+status = json.loads(status_path.read_text()) if status_path is not None and status_path.exists() else None
+failures = {stem: s["error"].splitlines()[0] for stem, s in (status or {}).items() if not s["ok"]}
+# What a reader must know before trusting each result: a failed last run, changed inputs, unrecorded inputs.
+cautions = {stem: freshness(stem, document["provenance"], recorded_sha256, failures.get(stem))
+            for stem, document in results.items()}
 figures = ROOT / FIGURES_DIR
 pd.set_option("display.max_colwidth", None)
 if BANNER:
@@ -82,6 +90,12 @@ def from_cell(stem: str, provenance: dict, entry: dict) -> str:
             f'<code>{provenance["git_sha"][:8]}</code>{functions}')
 
 
+def decided_now(entry: dict) -> dict:
+    """The entry re-decided from its stored values, or as stored where its rule changed since (the values may not fit
+    the new rule; the verdict then says so)."""
+    return entry if stale_definition(entry) else redecide(entry)
+
+
 def badge(verdict: str) -> str:
     colour = VERDICT_COLOURS[verdict.split(" (")[0]]
     return (f'<span style="background:{colour};color:white;padding:1px 7px;border-radius:9px;white-space:nowrap">'
@@ -114,7 +128,7 @@ def badge(verdict: str) -> str:
 import matplotlib.pyplot as plt
 
 order = {spine.id: n for n, spine in enumerate(CLAIMS)}
-decided = sorted((redecide(entry) for document in results.values() for entry in document["claims"]),
+decided = sorted((decided_now(entry) for document in results.values() for entry in document["claims"]),
                  key=lambda entry: order[claim(entry["id"]).id])
 if any(entry["parts"] for entry in decided):
     forest(decided)
@@ -130,7 +144,7 @@ for stem, document in results.items():
 rows, sources = [], []
 for spine in CLAIMS:
     for number_in_spine, (stem, provenance, entry) in enumerate(tested.get(spine.id) or [(spine.notebook, None, None)]):
-        verdict = redecide(entry)["verdict"] if entry else "not attempted"
+        verdict = decided_now(entry)["verdict"] if entry else "not attempted"
         if entry and verdict != entry["verdict"]:
             verdict += f" (stored: {entry['verdict']})"
         if entry and stale_definition(entry):
@@ -146,12 +160,13 @@ for spine in CLAIMS:
             "gates": "<br>".join(map(gate_cell, entry["gates"])) if entry else "",
             "verdict": badge(verdict),
             "why": html.escape("; ".join(entry["reasons"])) if entry else "no result file",
+            "trust": "<br>".join(f"<b>{html.escape(note)}</b>" for note in cautions[stem]) if entry else "",
             "from": from_cell(stem, provenance, entry) if entry else spine.notebook,
             "deviations": f'<a href="#Deviations-log">{len(entry["deviations"])}</a>' if entry else "",
         })
 claims_table = pd.DataFrame(rows)
 show(claims_table)
-counts = pd.Series([redecide(e)["verdict"] if e else "not attempted" for e in
+counts = pd.Series([decided_now(e)["verdict"] if e else "not attempted" for e in
                     (entry for spine in CLAIMS for _, _, entry in tested.get(spine.id) or [(None, None, None)])]).value_counts()
 display(Markdown(f"{len(claims_table)} claim rows over {len(CLAIMS)} spine claims "
                  f"({sum(c.id in tested for c in CLAIMS)} with results): "
@@ -166,9 +181,7 @@ display(HTML("<p><b>Sources of the paper values</b></p><ol>" + "".join(
 # ## Last run
 
 # %%
-status_path = Path(STATUS_FILE) if STATUS_FILE else None
-if status_path is not None and status_path.exists():
-    status = json.loads(status_path.read_text())
+if status is not None:
     show(pd.DataFrame([{"notebook": f'<a href="{stem}.html">{stem}</a>', "profile": s["profile"],
                         "status": "ok" if s["ok"] else "<b>FAILED</b>", "wall seconds": s["wall_seconds"],
                         "error": html.escape(s["error"] or "")} for stem, s in status.items()]))
@@ -198,7 +211,8 @@ for stem, document in results.items():
                      f"Profile **{p['profile']}** on {p['device']}, torch {p['torch']}, seeds {p['seeds']}, "
                      f"wall time {p['wall_seconds'] / 60:.1f} min, started {p['started']}, "
                      f"commit `{p['git_sha'][:10]}`{' (dirty)' if p['git_dirty'] else ''}. "
-                     f"[Executed notebook]({stem}.html)."))
+                     f"[Executed notebook]({stem}.html)."
+                     + "".join(f"\n\n**{note}**" for note in cautions[stem])))
     for name, records in document["tables"].items():
         display(Markdown(f"**Table: {name}**"))
         show(pd.DataFrame(records).round(4))

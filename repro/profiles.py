@@ -7,14 +7,21 @@
 | gpu   | `make reproduce` with CUDA | each notebook under 8 min on one H100 |
 | paper | documented configs at the papers' scale | not run here |
 
-`auto` picks `gpu` when CUDA is available, else `cpu`.
+`auto` picks `gpu` when CUDA is available, else `cpu`. `gpu` and `paper` without CUDA stop with the reason: their
+settings are sized for an accelerator, and a CPU would run them for days without a word.
+
+The intra-op thread count is part of the profile (results change with it: reductions split differently), fixed by
+`threads_for` and recorded in every result's provenance.
 """
+
+import os
 
 import torch
 
 from repro.config import choice
 
 PROFILES = ("smoke", "cpu", "gpu", "paper")
+ACCELERATOR_PROFILES = ("gpu", "paper")
 
 
 def resolve(profile: str) -> str:
@@ -22,15 +29,25 @@ def resolve(profile: str) -> str:
     choice("profile", profile, ("auto",) + PROFILES)
     if profile == "auto":
         return "gpu" if torch.cuda.is_available() else "cpu"
-    if profile == "gpu" and not torch.cuda.is_available():
-        raise RuntimeError("profile 'gpu' needs a CUDA device and none is available; use 'cpu' or 'auto'")
+    if profile in ACCELERATOR_PROFILES and not torch.cuda.is_available():
+        raise RuntimeError(f"profile {profile!r} is sized for a CUDA device and none is available (torch "
+                           f"{torch.__version__}, CUDA build {torch.version.cuda or 'none'}); use 'cpu' or 'auto'")
     return profile
+
+
+def threads_for(profile: str) -> int:
+    """The intra-op thread count of `profile`.
+
+    One thread on the CPU profiles: measured here, two threads in one process were at most 1.3x faster on an idle
+    machine and 3-60x slower whenever the other core was busy, so a second notebook takes the second core instead.
+    On an accelerator the host threads only feed the device: all cores."""
+    return (os.cpu_count() or 1) if profile in ACCELERATOR_PROFILES else 1
 
 
 def device_for(profile: str) -> torch.device:
     """CUDA for the accelerator profiles; `smoke` and `cpu` stay on the CPU so their numbers
     are the same on every machine."""
-    return torch.device("cuda" if profile in ("gpu", "paper") and torch.cuda.is_available() else "cpu")
+    return torch.device("cuda" if profile in ACCELERATOR_PROFILES and torch.cuda.is_available() else "cpu")
 
 
 def settings(per_profile: dict, profile: str) -> dict:

@@ -38,6 +38,7 @@ from papermill.exceptions import PapermillExecutionError
 
 from repro import ROOT
 from repro.config import choice
+from repro.data.files import write_atomically
 from repro.profiles import PROFILES, resolve
 from repro.results import git_state
 
@@ -83,7 +84,7 @@ def render(executed: Path, page: Path, code: bool = True) -> None:
     exporter = HTMLExporter(exclude_input=not code, exclude_input_prompt=not code, exclude_output_prompt=not code)
     body, _ = exporter.from_filename(str(executed))
     page.parent.mkdir(parents=True, exist_ok=True)
-    page.write_text(body)
+    write_atomically(page, body.encode())
 
 
 def failure_text(stem: str, error: Exception, executed: Path) -> str:
@@ -228,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
         checkpoints = args.build / "checkpoints" / profile / git_state()[0] if reference else None
         status = run_study(stems, profile, args.build, parameters, report_dir, min(args.jobs, len(stems)), checkpoints)
         args.build.mkdir(parents=True, exist_ok=True)
-        status_file.write_text(json.dumps(status, indent=2) + "\n")
+        write_atomically(status_file, (json.dumps(status, indent=2) + "\n").encode())
         ok = all(entry["ok"] for entry in status.values())
         report_parameters["STATUS_FILE"] = str(status_file)
     build_report(args.build, report_dir, {**report_parameters, **sources})

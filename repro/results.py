@@ -7,6 +7,7 @@ reads only these files and `figures/`.
 
 import hashlib
 import inspect
+import io
 import json
 import platform
 import subprocess
@@ -19,7 +20,9 @@ import torch
 
 from repro import ROOT
 from repro.claims import claim
+from repro.data.files import files_read, write_atomically
 from repro.deviations import DEVIATIONS
+from repro.staleness import code_inputs
 from repro.verdicts import decide
 
 
@@ -85,7 +88,8 @@ class Run:
         sha, dirty = git_state()
         self.provenance = {
             "notebook": stem, "git_sha": sha, "git_dirty": dirty, "profile": profile,
-            "device": device_name(device), "torch": torch.__version__, "python": platform.python_version(),
+            "device": device_name(device), "threads": torch.get_num_threads(), "torch": torch.__version__,
+            "python": platform.python_version(),
             "seeds": seeds, "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
         self.claims: list[dict] = []
@@ -113,11 +117,15 @@ class Run:
         self.tables[name] = json.loads(table.reset_index().to_json(orient="records"))
 
     def save_figure(self, figure, what: str) -> Path:
-        """Save `figures/<stem>_<what>.png` with the provenance in the PNG metadata."""
+        """Save `figures/<stem>_<what>.png` with the provenance in the PNG metadata.
+
+        Rendered in memory and written atomically, so a kill or a failing render leaves the previous figure whole."""
         self.figures_dir.mkdir(parents=True, exist_ok=True)
         path = self.figures_dir / f"{self.stem}_{what}.png"
         stamp = {key: str(value) for key, value in self.provenance.items()}
-        figure.savefig(path, dpi=120, bbox_inches="tight", metadata=stamp)
+        image = io.BytesIO()
+        figure.savefig(image, format="png", dpi=120, bbox_inches="tight", metadata=stamp)
+        write_atomically(path, image.getvalue())
         return path
 
     def write(self) -> Path:
@@ -125,8 +133,12 @@ class Run:
         self.results_dir.mkdir(parents=True, exist_ok=True)
         path = self.results_dir / f"{self.stem}.json"
         self.provenance["claims_hash"] = claims_hash(self.claims)
+        # Taken last, so every module the notebook imported and every data file it read is in: the report hashes them
+        # again and marks the result stale when one changed (repro/staleness.py).
+        self.provenance["inputs"] = {"code": code_inputs(self.stem), "data": files_read()}
         document = {"provenance": self.provenance, "claims": self.claims, "tables": self.tables}
-        path.write_text(json.dumps(document, indent=2) + "\n")
+        # Atomic: a kill or a failure midway leaves the previous result whole, never half a file.
+        write_atomically(path, (json.dumps(document, indent=2) + "\n").encode())
         return path
 
 

@@ -22,7 +22,7 @@ import pandas as pd
 import torch
 from IPython.display import Markdown, display
 
-from repro.profiles import PROFILES, device_for, resolve
+from repro.profiles import PROFILES, device_for, resolve, threads_for
 from repro.results import Run
 from repro.verdicts import summary
 
@@ -134,10 +134,7 @@ class Study:
             raise ValueError(f"{stem}: settings declared for {sorted(settings)}; declare exactly {list(PROFILES)}")
         self.settings = settings[self.profile]
         self.device = device_for(self.profile)
-        if self.device.type == "cpu":
-            # One intra-op thread: in a Jupyter kernel two threads ran these small models 3-60x slower whenever the other
-            # core was busy, and at most 1.3x faster on an idle machine; a second notebook uses the second core.
-            torch.set_num_threads(1)
+        torch.set_num_threads(threads_for(self.profile))
         self.stem = stem
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
         self.run = Run(stem, self.profile, self.device, seeds={"model_and_data": list(self.settings.seeds), **(seeds or {})},

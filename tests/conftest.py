@@ -1,3 +1,4 @@
+import hashlib
 import os
 
 import pytest
@@ -31,3 +32,23 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def shared_data(tmp_path, monkeypatch):
+    """A stand-in REPRO_DATA_DIR in tmp_path. Call it with {path under it: text or bytes}: it writes the files and a
+    MANIFEST.md listing every file written so far, as the shared data's manifest does, so a loader's own checks of a
+    file's content can be tested behind the integrity check."""
+    monkeypatch.setenv("REPRO_DATA_DIR", str(tmp_path))
+    listed = {}
+
+    def write(files: dict) -> None:
+        for relative, content in files.items():
+            data = content.encode() if isinstance(content, str) else content
+            (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
+            (tmp_path / relative).write_bytes(data)
+            listed[relative] = f"| {relative} | {len(data)} | {hashlib.sha256(data).hexdigest()} | a test's file |"
+        (tmp_path / "MANIFEST.md").write_text("| path | bytes | sha256 | source |\n| --- | ---: | --- | --- |\n"
+                                              + "\n".join(listed.values()) + "\n")
+
+    return write

@@ -34,24 +34,16 @@ def test_every_row_of_the_shared_files_loads(name):
         assert table["label"].value_counts().to_dict() == {0: 146, 1: 131}  # entailment = 0
 
 
-def write_task(tmp_path, name: str, split: str, text: str) -> None:
-    folder = tmp_path / "glue" / name
-    folder.mkdir(parents=True)
-    (folder / f"{split}.tsv").write_text(text)
-
-
-def test_bad_label_names_the_row_and_the_valid_labels(tmp_path, monkeypatch):
-    monkeypatch.setenv("REPRO_DATA_DIR", str(tmp_path))
-    write_task(tmp_path, "RTE", "dev", 'index\tsentence1\tsentence2\tlabel\n0\tA "quoted" man.\tA man.\tentailment\n'
-                                       "1\tA dog.\tA cat.\tcontradiction\n")
+def test_bad_label_names_the_row_and_the_valid_labels(shared_data):
+    shared_data({"glue/RTE/dev.tsv": 'index\tsentence1\tsentence2\tlabel\n0\tA "quoted" man.\tA man.\tentailment\n'
+                                     "1\tA dog.\tA cat.\tcontradiction\n"})
     with pytest.raises(ValueError, match=r"row 1 has label 'contradiction'.*'entailment', 'not_entailment'"):
         glue.load("RTE", "dev")
 
 
-def test_similarity_scores_outside_the_scale_are_rejected(tmp_path, monkeypatch):
-    monkeypatch.setenv("REPRO_DATA_DIR", str(tmp_path))
+def test_similarity_scores_outside_the_scale_are_rejected(shared_data):
     header = "index\tgenre\tfilename\tyear\told_index\tsource1\tsource2\tsentence1\tsentence2\tscore\n"
-    write_task(tmp_path, "STS-B", "dev", header + "0\tg\tf\ty\t0\tn\tn\tA man.\tA man.\t7.5\n")
+    shared_data({"glue/STS-B/dev.tsv": header + "0\tg\tf\ty\t0\tn\tn\tA man.\tA man.\t7.5\n"})
     with pytest.raises(ValueError, match=r"row 0 has similarity score 7.5;.*\[0, 5\]"):
         glue.load("STS-B", "dev")
 

@@ -1,4 +1,5 @@
 import gzip
+import io
 
 import numpy as np
 import pytest
@@ -85,17 +86,15 @@ def test_a_file_that_is_not_gzip_is_rejected(tmp_path, monkeypatch):
         fashion_mnist()
 
 
-def test_a_missing_or_corrupt_cifar10_file_is_a_clear_error(tmp_path, monkeypatch):
-    monkeypatch.setenv("REPRO_DATA_DIR", str(tmp_path))
+def test_a_missing_or_corrupt_cifar10_file_is_a_clear_error(shared_data):
     with pytest.raises(FileNotFoundError, match="expected cifar10/cifar10_test.npz at"):
         cifar10()
-    (tmp_path / "cifar10").mkdir()
-    path = tmp_path / "cifar10" / "cifar10_test.npz"
-    path.write_bytes(b"garbage")
+    shared_data({"cifar10/cifar10_test.npz": b"garbage"})
     with pytest.raises(ValueError, match="not a readable CIFAR-10 archive"):
         cifar10()
-    path.unlink()
-    np.savez(path, images=np.zeros((10, 32, 32), np.uint8), labels=np.arange(10), classes=np.array(CIFAR10_CLASSES))
+    archive = io.BytesIO()
+    np.savez(archive, images=np.zeros((10, 32, 32), np.uint8), labels=np.arange(10), classes=np.array(CIFAR10_CLASSES))
+    shared_data({"cifar10/cifar10_test.npz": archive.getvalue()})
     with pytest.raises(ValueError, match=r"images must be uint8 \(N, 32, 32, 3\)"):
         cifar10()
 

@@ -110,3 +110,22 @@ def test_a_claim_row_links_its_notebook_source_and_the_library_functions_that_me
     assert len(library) == 3 * len(document["claims"])
     text = page.read_text()
     assert "repro.experiments.parity.per_seed" in text and "&lt;locals&gt;" in text and "<locals>" not in text
+
+
+def test_the_report_marks_a_stale_result_and_a_failed_notebook_with_the_age_of_what_it_shows(tmp_path):
+    """One result whose recorded module hash no longer matches the tree, one whose last run failed."""
+    results = tmp_path / "results"
+    results.mkdir()
+    for stem in ("01_parity", "10_scaling"):
+        document = json.loads((ROOT / "results" / f"{stem}.json").read_text())
+        document["provenance"]["inputs"] = {"code": {"repro/nn.py": "0" * 64}, "data": {}}
+        (results / f"{stem}.json").write_text(json.dumps(document))
+    status = tmp_path / "status.json"
+    status.write_text(json.dumps({"10_scaling": {"ok": False, "profile": "cpu", "wall_seconds": 3.0,
+                                                 "error": "10_scaling failed in cell 4: ValueError: bad input\nmore"}}))
+    build_report(tmp_path / "build", tmp_path / "report", {"RESULTS_DIR": str(results), "STATUS_FILE": str(status),
+                                                           "FIGURES_DIR": str(tmp_path / "figures")})
+    text = (tmp_path / "report" / "index.html").read_text()
+    assert "stale: 1 input(s) changed since it was written: repro/nn.py" in text
+    assert "the last run of 10_scaling failed (10_scaling failed in cell 4: ValueError: bad input); shown instead" in text
+    assert "the last run of 01_parity failed" not in text

@@ -75,6 +75,7 @@ def test_a_study_resolves_profile_device_threads_and_settings(tmp_path):
     study = Study("01_parity", "smoke", Toy.per_profile(**every_profile(**GOOD)), tmp_path / "results",
                   tmp_path / "figures", checkpoint_dir=tmp_path / "checkpoints", seeds={"evaluation": 0})
     assert study.profile == "smoke" and study.device.type == "cpu" and torch.get_num_threads() == 1
+    assert study.run.provenance["threads"] == 1
     assert study.seeds == (0, 1) and study.run.provenance["seeds"] == {"model_and_data": [0, 1], "evaluation": 0}
     assert study.checkpoint("recall standard, norm on", 3) == tmp_path / "checkpoints" / "01_parity-recall_standard_norm_on-3.pt"
     with study.timed("training"):

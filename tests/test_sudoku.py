@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from repro.data.sudoku import (CELL_BOX, CELL_COLUMN, CELL_ROW, DIFFICULTIES, SudokuSet, SudokuStream, augment,
-                               board_string, check_solutions, encode, generate, is_solved, load_or_generate,
-                               parse_board, parse_qqwing_csv, reveal_givens, solve, with_givens)
+                               board_string, check_solutions, encode, generate, generate_set, is_solved,
+                               load_or_generate, parse_board, parse_qqwing_csv, reveal_givens, solve, with_givens)
 from repro.losses import IGNORE
 from repro.seeding import rng
 
@@ -169,17 +169,20 @@ def test_training_stream_is_seeded_valid_augmented_and_in_the_givens_range(easy_
 
 
 @needs_qqwing
-def test_cache_is_reused_and_regenerated_when_corrupt(tmp_path):
+def test_cache_is_reused_and_a_corrupt_one_is_an_error_never_regenerated(tmp_path):
     first = load_or_generate(tmp_path, "easy", 5)
     csv_file, sidecar = tmp_path / "sudoku_qqwing_easy_5.csv.gz", tmp_path / "sudoku_qqwing_easy_5.json"
     assert json.loads(sidecar.read_text())["settings"] == {"generator": "qqwing", "difficulty": "easy", "count": 5}
     assert gzip.decompress(csv_file.read_bytes()).decode().startswith("puzzle,solution,difficulty\n")
     assert torch.equal(load_or_generate(tmp_path, "easy", 5).puzzles, first.puzzles)
-    csv_file.write_bytes(gzip.compress(gzip.decompress(csv_file.read_bytes()).replace(b"1", b"2", 1)))
-    with pytest.warns(UserWarning, match="sha256"):
-        regenerated = load_or_generate(tmp_path, "easy", 5)
-    assert is_solved(regenerated.puzzles, regenerated.solutions).all() and len(regenerated) == 5
-    assert torch.equal(load_or_generate(tmp_path, "easy", 5).puzzles, regenerated.puzzles)
-    sidecar.unlink()
-    with pytest.warns(UserWarning, match="unusable"):
+    corrupt = gzip.compress(gzip.decompress(csv_file.read_bytes()).replace(b"1", b"2", 1))
+    csv_file.write_bytes(corrupt)
+    with pytest.raises(ValueError, match=r"sha256 .* not regenerated.*generate_set\("):
         load_or_generate(tmp_path, "easy", 5)
+    assert csv_file.read_bytes() == corrupt
+    sidecar.unlink()
+    with pytest.raises(ValueError, match="unusable.*restore it and its sidecar"):
+        load_or_generate(tmp_path, "easy", 5)
+    assert sorted(path.name for path in tmp_path.iterdir()) == [csv_file.name]
+    regenerated = generate_set(tmp_path, "easy", 5)
+    assert torch.equal(load_or_generate(tmp_path, "easy", 5).puzzles, regenerated.puzzles)

@@ -4,7 +4,8 @@ Stockfish self-play, and its calibration table on real Lichess puzzles.
 The corpus (`CORPUS_DIR`, committed under data/chess_mined/, so reading it needs no Stockfish) is
 xz-compressed CSV shards of `PUZZLE_COLUMNS` and `calibration.csv.xz` of `CALIBRATION_COLUMNS`,
 listed with their sha256 and row counts in `settings.json` (`MANIFEST`). Every file is checked
-against that record before it is read, and every puzzle is checked to be a legal position with a
+against that record before it is read (and, for the committed corpus, against data/MANIFEST.json, which also
+pins `settings.json` itself), and every puzzle is checked to be a legal position with a
 legal move (`load_mined`, `load_calibration`). How the puzzles are mined, and what the
 calibration measures, is told in `repro.data.chess_mining`.
 """
@@ -22,6 +23,7 @@ import torch
 
 from repro import ROOT
 from repro.data.chess import ChessPuzzles, encode_puzzles, legal_move, parse_fen
+from repro.data.files import verify_if_committed
 
 CORPUS_DIR = ROOT / "data" / "chess_mined"
 MANIFEST = "settings.json"
@@ -47,12 +49,21 @@ def _read_manifest(directory: Path) -> dict:
                          f"delete the folder and {MISSING_CORPUS_HINT}") from None
 
 
+def _read_checked_manifest(directory: Path) -> dict:
+    """The manifest, for reading the corpus: checked against data/MANIFEST.json where the corpus is the committed
+    one. (The miner, which rewrites it, reads it with `_read_manifest`.)"""
+    if (directory / MANIFEST).is_file():
+        verify_if_committed(directory / MANIFEST)
+    return _read_manifest(directory)
+
+
 def _read_verified(directory: Path, record: dict, columns: Sequence[str]) -> list[dict[str, str]]:
     """The rows of a corpus file after checking its checksum, header and row count."""
     path = directory / record["file"]
     if not path.is_file():
         raise FileNotFoundError(f"mined chess corpus: {path} is listed in {MANIFEST} but missing; "
                                 f"{MISSING_CORPUS_HINT} (it mines only what is missing)")
+    verify_if_committed(path)
     if _sha256(path) != record["sha256"]:
         raise ValueError(f"mined chess corpus: {path} does not match its sha256 in {MANIFEST} (corrupt or "
                          f"changed); `make mine-chess` mines it again")
@@ -97,7 +108,7 @@ def load_mined(directory: Path = CORPUS_DIR) -> ChessPuzzles:
 
     A position mined in two shards is kept once, from the first shard: shards are mined apart, so
     mining drops only the repeats within a shard."""
-    manifest = _read_manifest(directory)
+    manifest = _read_checked_manifest(directory)
     if not manifest["shards"]:
         raise ValueError(f"mined chess corpus {directory} lists no shards; {MISSING_CORPUS_HINT}")
     rows, sources, seen = [], [], set()
@@ -132,7 +143,7 @@ class Calibration:
 
 def load_calibration(directory: Path = CORPUS_DIR) -> Calibration:
     """The calibration table of the mined corpus, checksum-verified."""
-    manifest = _read_manifest(directory)
+    manifest = _read_checked_manifest(directory)
     if manifest.get("calibration") is None:
         raise FileNotFoundError(f"mined chess corpus {directory} has no {CALIBRATION_FILE}; {MISSING_CORPUS_HINT}")
     rows = _read_verified(directory, manifest["calibration"], CALIBRATION_COLUMNS)

@@ -1,9 +1,9 @@
 """GLUE tasks (SST-2, CoLA, MRPC, RTE, STS-B): loading, encoding, and the official metrics.
 
-The TSVs are read from `glue/<task>/{train,dev}.tsv` under REPRO_DATA_DIR through `datasets`'
-csv builder with quoting off (RTE and MRPC sentences hold bare `"` characters; with quoting on,
-rows silently merge). Where a file is missing the loader tries the hub (`nyu-mll/glue`), and
-failing that stops with one error naming the expected path.
+The TSVs are read from `glue/<task>/{train,dev}.tsv` under REPRO_DATA_DIR, split at every tab
+with no quoting (RTE and MRPC sentences hold bare `"` characters; with quoting on, rows silently
+merge), every row checked to have the header's number of fields. Where a file is missing the
+loader tries the hub (`nyu-mll/glue`), and failing that stops with one error naming the expected path.
 
 Every task becomes the same table: `text_a`, `text_b` (None for single sentences) and `label`
 (a class index, or the similarity score for STS-B).
@@ -14,8 +14,8 @@ score is the mean of its metrics (as on the GLUE leaderboard), and the GLUE aver
 of the task scores.
 """
 
-import csv
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -66,36 +66,55 @@ def task(name: str) -> Task:
     return TASKS[name]
 
 
-def _read_tsv(path, spec: Task) -> pd.DataFrame:
-    import datasets
-
-    datasets.disable_progress_bars()  # a bar per file read would flood the notebooks' outputs
-    options = dict(delimiter="\t", quoting=csv.QUOTE_NONE, encoding="utf-8-sig", keep_default_na=False)
-    if spec.columns is not None:
-        options.update(header=None, column_names=list(spec.columns))
-    table = datasets.load_dataset("csv", data_files=str(path), split="train", **options).to_pandas()
+def _read_tsv(path: Path, spec: Task) -> pd.DataFrame:
+    """The table of a GLUE TSV: lines split at every tab (no quoting), the first line the header unless `spec`
+    names the columns. A row with another number of fields than the header, as a file cut mid-line leaves, and a
+    bad label are errors that name the file and the line."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{path} is not UTF-8 text (byte {error.start}); expected a tab-separated GLUE file") from None
+    lines = [line.removesuffix("\r") for line in text.split("\n")]
+    if lines[-1] == "":
+        lines.pop()  # the newline that ends the last row
+    header = spec.columns is None
+    if header and not lines:
+        raise ValueError(f"{path} is empty; expected a header line naming the columns of {spec.name}")
+    columns = lines[0].split("\t") if header else list(spec.columns)
+    first_line = 2 if header else 1
+    rows = [line.split("\t") for line in lines[header:]]
+    for number, fields in enumerate(rows, start=first_line):
+        if len(fields) != len(columns):
+            raise ValueError(f"{path} line {number}: {len(fields)} tab-separated fields, expected {len(columns)} "
+                             f"({', '.join(columns)}); the row is cut short or broken (is the file truncated?)")
+    if not rows:
+        raise ValueError(f"{path} has no rows" + (" after its header" if header else ""))
+    table = pd.DataFrame(rows, columns=columns)
     missing = [c for c in (spec.text_a, spec.text_b, spec.label) if c is not None and c not in table.columns]
     if missing:
         raise ValueError(f"{path}: {spec.name} needs column(s) {missing}; the file has {list(table.columns)}")
-    return pd.DataFrame({"text_a": table[spec.text_a].astype(str),
-                         "text_b": table[spec.text_b].astype(str) if spec.text_b else None,
-                         "label": _labels(table[spec.label], spec, path)})
+    return pd.DataFrame({"text_a": table[spec.text_a],
+                         "text_b": table[spec.text_b] if spec.text_b else None,
+                         "label": _labels(table[spec.label], spec, path, first_line)})
 
 
-def _labels(values: pd.Series, spec: Task, where) -> np.ndarray:
+def _labels(values: pd.Series, spec: Task, path: Path, first_line: int) -> np.ndarray:
+    """Class indices (or STS-B scores) of the label column whose first row is line `first_line` of `path`."""
     if not spec.classes:
         scores = pd.to_numeric(values, errors="coerce")
         bad = scores.isna() | (scores < 0) | (scores > 5)
         if bad.any():
             row = int(np.flatnonzero(bad)[0])
-            raise ValueError(f"{where}: row {row} has similarity score {values.iloc[row]}; valid: a number in [0, 5]")
+            raise ValueError(f"{path} line {row + first_line}: row {row} has similarity score {values.iloc[row]}; "
+                             "valid: a number in [0, 5]")
         return scores.to_numpy(dtype=np.float32)
     index = {label: i for i, label in enumerate(spec.classes)}
-    text = values.astype(str).str.strip()
+    text = values.str.strip()
     bad = ~text.isin(index)
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
-        raise ValueError(f"{where}: row {row} has label {text.iloc[row]!r}; valid labels: {list(spec.classes)}")
+        raise ValueError(f"{path} line {row + first_line}: row {row} has label {text.iloc[row]!r}; "
+                         f"valid labels: {list(spec.classes)}")
     return text.map(index).to_numpy(dtype=np.int64)
 
 

@@ -53,12 +53,12 @@ class Example:
     answer_starts: tuple[int, ...]
 
 
-def example(record: dict) -> Example:
+def example(record: dict, origin: str | None = None) -> Example:
     """An `Example` from a record in the hub's layout ({id, title, context, question,
-    answers: {text, answer_start}}), or a ValueError naming the record."""
+    answers: {text, answer_start}}), or a ValueError naming the record and, where given, its `origin`."""
     answers = record["answers"]
     texts, starts = tuple(answers["text"]), tuple(int(s) for s in answers["answer_start"])
-    name = f"SQuAD record {record['id']!r} (article {record['title']!r})"
+    name = f"SQuAD record {record['id']!r} (article {record['title']!r}{f', {origin}' if origin else ''})"
     if not texts:
         raise ValueError(f"{name} has no answers; every SQuAD v1.1 question has at least one")
     if len(texts) != len(starts):
@@ -74,15 +74,40 @@ def example(record: dict) -> Example:
     return Example(record["id"], record["title"], context, record["question"], texts, starts)
 
 
-def records_of(document: dict) -> Iterable[dict]:
-    """The questions of an official SQuAD JSON document, flattened into the hub's record layout."""
-    for article in document["data"]:
-        for paragraph in article["paragraphs"]:
-            for qa in paragraph["qas"]:
-                yield {"id": qa["id"], "title": article["title"], "context": paragraph["context"],
-                       "question": qa["question"],
-                       "answers": {"text": [a["text"] for a in qa["answers"]],
-                                   "answer_start": [a["answer_start"] for a in qa["answers"]]}}
+def _member(parent, key: str, kind: type, source: Path, where: str):
+    """`parent[key]`, checked to be a `kind`; else a ValueError naming the file, the place and what was expected."""
+    words = {list: "a list", dict: "an object", str: "a string", int: "a whole number"}
+    if not isinstance(parent, dict):
+        raise ValueError(f"{source}: {where} must be a JSON object, got {type(parent).__name__}")
+    if key not in parent:
+        raise ValueError(f"{source}: {where} has no {key!r} (expected {words[kind]}); it has {sorted(parent)}")
+    value = parent[key]
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise ValueError(f"{source}: {where}.{key} must be {words[kind]}, got {type(value).__name__} "
+                         f"{str(value)[:60]!r}")
+    return value
+
+
+def records_of(document, source: Path) -> Iterable[tuple[str, dict]]:
+    """(where, record) for every question of an official SQuAD JSON document read from `source`, flattened into the
+    hub's record layout; `where` locates the question in the file ("data[3].paragraphs[0].qas[5]"). The layout is
+    checked on the way, each error naming the file, the place and what was expected."""
+    for a, article in enumerate(_member(document, "data", list, source, "the document")):
+        title = _member(article, "title", str, source, f"data[{a}]")
+        for p, paragraph in enumerate(_member(article, "paragraphs", list, source, f"data[{a}]")):
+            at = f"data[{a}].paragraphs[{p}]"
+            context = _member(paragraph, "context", str, source, at)
+            for q, qa in enumerate(_member(paragraph, "qas", list, source, at)):
+                where = f"{at}.qas[{q}]"
+                identifier = _member(qa, "id", str, source, where)
+                question = _member(qa, "question", str, source, f"{where} (question {identifier!r})")
+                answers = _member(qa, "answers", list, source, f"{where} (question {identifier!r})")
+                texts = [_member(answer, "text", str, source, f"{where}.answers[{n}]")
+                         for n, answer in enumerate(answers)]
+                starts = [_member(answer, "answer_start", int, source, f"{where}.answers[{n}]")
+                          for n, answer in enumerate(answers)]
+                yield where, {"id": identifier, "title": title, "context": context, "question": question,
+                              "answers": {"text": texts, "answer_start": starts}}
 
 
 def _dev_from_hub():
@@ -91,11 +116,25 @@ def _dev_from_hub():
     return datasets.load_dataset("rajpurkar/squad", split="validation")
 
 
+def read_file(path: Path) -> list[Example]:
+    """The questions of an official SQuAD v1.1 JSON file, in file order; where the file is not one, a ValueError
+    naming it, the place in it and what was expected there."""
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{path} is not UTF-8 text (byte {error.start}); expected a SQuAD JSON file") from None
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path} is not valid JSON: {error.msg} at line {error.lineno}, column {error.colno}; "
+                         'expected the official SQuAD layout {"data": [articles]} (is the file cut short?)') from None
+    return [example(record, f"{path}, {where}") for where, record in records_of(document, path)]
+
+
 def load_dev() -> list[Example]:
     """The 10,570 questions of SQuAD v1.1 dev, from REPRO_DATA_DIR (else the hub), in file order."""
     source = local_or_hub(DEV_FILE, _dev_from_hub, "SQuAD v1.1 dev")
-    records = records_of(json.loads(Path(source).read_text())) if isinstance(source, Path) else source
-    return [example(record) for record in records]
+    if isinstance(source, Path):
+        return read_file(source)
+    return [example(record, "the hub's SQuAD v1.1 validation split") for record in source]
 
 
 def article_split(titles: Iterable[str], held_out: int = HELD_OUT_ARTICLES) -> tuple[list[str], list[str]]:
