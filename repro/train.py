@@ -6,12 +6,21 @@ when the loss stops being finite. Data come from a stream whose `batch_at(step)`
 function of the step, so a resumed run sees exactly the batches it would have seen.
 """
 
+import enum
+import functools
+import hashlib
+import inspect
+import json
+import marshal
 import math
 import time
-from dataclasses import asdict, dataclass
-from pathlib import Path
+import types
+import warnings
+from dataclasses import asdict, dataclass, fields, is_dataclass
+from pathlib import Path, PurePath
 from typing import Callable, Protocol
 
+import numpy as np
 import torch
 from torch import nn
 from torch.utils._foreach_utils import _get_fused_kernels_supported_devices
@@ -22,11 +31,18 @@ from repro.seeding import derive, torch_seed
 
 
 class BatchStream(Protocol):
+    """`batch_at(step)` is a pure function of the step and of the stream's type and public attributes, which
+    `run_fingerprint` reads as the stream's identity: they must hold everything that decides the batches."""
+
     def batch_at(self, step: int): ...
 
 
 class NonFiniteLossError(RuntimeError):
     """The loss became NaN or infinite; training stops instead of continuing on garbage."""
+
+
+class StaleCheckpointWarning(UserWarning):
+    """A checkpoint was written by a run with another fingerprint: it is not resumed, training starts afresh."""
 
 
 @dataclass
@@ -37,15 +53,18 @@ class TrainConfig(StrictConfig):
     warmup_steps: int = 0
     min_lr_ratio: float = 0.0
     clip_norm: float = 1.0
+    """inf: no clipping."""
     eval_every: int = 0
+    """0: evaluate at the last step only."""
     checkpoint_every: int = 0
+    """0: checkpoint at the last step only."""
     amp: bool = True
     seed: int = 0
     progress: bool = True
 
-    def __post_init__(self):
-        if self.steps < 1 or not 0 <= self.warmup_steps <= self.steps:
-            raise ValueError(f"need steps >= 1 and 0 <= warmup_steps <= steps, got {self.steps}, {self.warmup_steps}")
+    RANGES = {"steps": "[1, inf)", "lr": "(0, inf)", "weight_decay": "[0, inf)", "warmup_steps": "[0, steps]",
+              "min_lr_ratio": "[0, 1]", "clip_norm": "(0, inf]", "eval_every": "[0, inf)",
+              "checkpoint_every": "[0, inf)"}
 
 
 @dataclass
@@ -96,15 +115,14 @@ def train(model: nn.Module, loss_fn: Callable, data: BatchStream, config: TrainC
     model.to(device).train()
     optimizer = adamw(model, config, device)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: learning_rate_factor(step, config))
-    # Everything that changes the result; showing a progress bar or not does not.
-    fingerprint = {"config": {k: v for k, v in asdict(config).items() if k != "progress"},
-                   "model": type(model).__name__,
-                   "parameters": sum(p.numel() for p in model.parameters())}
+    fingerprint = None if checkpoint is None else run_fingerprint(model, loss_fn, data, config)
     started = time.time()
     history, step, window = [], 0, []
     with torch_seed(derive("train", config.seed), device):
         if checkpoint is not None and Path(checkpoint).exists():
-            step, history, window = load_checkpoint(Path(checkpoint), fingerprint, model, optimizer, schedule)
+            resumed = load_checkpoint(Path(checkpoint), fingerprint, model, optimizer, schedule, description)
+            if resumed is not None:
+                step, history, window = resumed
         progress = tqdm(total=config.steps, initial=step, desc=description, disable=not config.progress,
                         leave=False, mininterval=10.0)
         while step < config.steps:
@@ -136,6 +154,151 @@ def train(model: nn.Module, loss_fn: Callable, data: BatchStream, config: TrainC
     return TrainResult(history, time.time() - started)
 
 
+LISTED_ENTRIES = 16
+"""A list, tuple, set or dict whose description has more entries than this is fingerprinted by one digest, so a
+mismatch message stays short."""
+MAX_DIFFERENCES_SHOWN = 8
+
+
+def run_fingerprint(model: nn.Module, loss_fn: Callable, data: BatchStream, config: TrainConfig) -> dict:
+    """{field: value} of everything that shapes a training run, so a checkpoint resumes only the run it came from.
+
+    - config.*: every `TrainConfig` field (showing a progress bar or not changes nothing);
+    - model.*: its class, its dataclass config where it has one, its architecture (repr), the names, shapes and
+      dtypes of its state and a digest of the initial weights;
+    - data.*: the stream's type and public attributes, recursively (a tensor by its dtype, shape and sha256);
+    - loss.*: its qualified name and bound arguments (functools.partial arguments, closure cells, defaults);
+    - code.*: the sha256 of the source of every module that defines a class of the model or a class or function
+      the loss and data are made of, and the torch version.
+    """
+    fingerprint = {f"config.{name}": value for name, value in asdict(config).items() if name != "progress"}
+    code, seen = set(), {}
+    fingerprint["model"] = qualified_name(type(model))
+    if is_dataclass(getattr(model, "config", None)):
+        describe(model.config, "model.config", fingerprint, code, seen)
+    state = model.state_dict()
+    fingerprint["model.architecture"] = sha256(repr(model).encode())
+    shapes = [(key, list(tensor.shape), str(tensor.dtype)) for key, tensor in state.items()]
+    fingerprint["model.state"] = sha256(json.dumps(shapes).encode())
+    fingerprint["model.initial_weights"] = sha256(b"".join(tensor_digest(v).encode() for v in state.values()))
+    code |= {type(module) for module in model.modules()}
+    describe(data, "data", fingerprint, code, seen)
+    describe(loss_fn, "loss", fingerprint, code, seen)
+    return fingerprint | code_versions(code) | {"code.torch": torch.__version__}
+
+
+def fingerprint_differences(old: dict, new: dict) -> list[str]:
+    """'field: old -> new' for every field where two fingerprints differ."""
+    absent = "(absent)"
+    return [f"{key}: {old.get(key, absent)!r} -> {new.get(key, absent)!r}" for key in sorted(old.keys() | new.keys())
+            if old.get(key, absent) != new.get(key, absent)]
+
+
+def describe(value, name: str, into: dict, code: set, seen: dict) -> None:
+    """Add to `into` the entries that identify `value` under `name` (`name.attribute`, `name[key]`), and to `code`
+    the classes and functions whose source decides its behaviour. Raises a TypeError for a value it cannot read."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        into[name] = value
+        return
+    if isinstance(value, np.generic):  # a numpy scalar
+        into[name] = value.item()
+        return
+    if isinstance(value, (torch.dtype, torch.device, enum.Enum, PurePath)):
+        into[name] = repr(value)
+        return
+    if isinstance(value, (torch.Tensor, np.ndarray)):
+        tensor = torch.as_tensor(value)
+        into[name] = f"{tensor.dtype} {list(tensor.shape)} sha256:{tensor_digest(tensor)[:16]}"
+        return
+    if id(value) in seen:  # shared, or a cycle: named by where it was met first (held, so its id stays unique)
+        into[name] = f"same as {seen[id(value)][0]}"
+        return
+    seen[id(value)] = (name, value)
+    if isinstance(value, (list, tuple, set, frozenset, dict)):
+        items = value.items() if isinstance(value, dict) else \
+            enumerate(sorted(value, key=repr) if isinstance(value, (set, frozenset)) else value)
+        parts = {}
+        for key, item in items:
+            describe(item, f"{name}[{key!r}]", parts, code, seen)
+        if len(parts) > LISTED_ENTRIES:
+            into[name] = f"{type(value).__name__} of {len(value)} sha256:{sha256(json.dumps(parts).encode())[:16]}"
+        else:
+            into[name] = type(value).__name__
+            into.update(parts)
+        return
+    if isinstance(value, functools.partial):
+        into[name] = "functools.partial"
+        for part in ("func", "args", "keywords"):
+            describe(getattr(value, part), f"{name}.{part}", into, code, seen)
+        return
+    if isinstance(value, types.MethodType):
+        describe(value.__func__, name, into, code, seen)
+        describe(value.__self__, f"{name}.__self__", into, code, seen)
+        return
+    if isinstance(value, (types.FunctionType, types.BuiltinFunctionType, type)):
+        into[name] = qualified_name(value)
+        code.add(value)
+        if isinstance(value, types.FunctionType):
+            cells = zip(value.__code__.co_freevars, value.__closure__ or ())
+            bound = {variable: cell.cell_contents for variable, cell in cells}
+            bound |= {"__defaults__": value.__defaults__, "__kwdefaults__": value.__kwdefaults__}
+            for variable, content in bound.items():
+                if content is not None:
+                    describe(content, f"{name}.{variable}", into, code, seen)
+        return
+    if isinstance(value, nn.Module):
+        state = value.state_dict()
+        into[name] = f"{qualified_name(type(value))} sha256:" + sha256(
+            (repr(value) + "".join(tensor_digest(v) for v in state.values())).encode())[:16]
+        code |= {type(module) for module in value.modules()}
+        return
+    if is_dataclass(value):
+        attributes = {f.name: getattr(value, f.name) for f in fields(value)}
+    elif hasattr(value, "__dict__"):
+        attributes = {key: item for key, item in vars(value).items() if not key.startswith("_")}
+    else:
+        raise TypeError(f"cannot fingerprint {name}: a {qualified_name(type(value))} has no fields or attributes to "
+                        "identify it by")
+    into[name] = qualified_name(type(value))
+    code.add(type(value))
+    for key, item in attributes.items():
+        describe(item, f"{name}.{key}", into, code, seen)
+
+
+def code_versions(objects: set) -> dict[str, str]:
+    """{"code.<module>": sha256} of the source files that define `objects`; a function without a file (typed at a
+    prompt) is versioned by its compiled code. torch's own modules are versioned by `code.torch`; a compiled
+    built-in has no source to hash."""
+    digests: dict[str, set] = {}
+    for obj in objects:
+        module = getattr(obj, "__module__", None) or ""
+        if module.partition(".")[0] == "torch":
+            continue
+        try:
+            source = inspect.getsourcefile(obj)
+        except TypeError:  # compiled
+            continue
+        if source is not None and Path(source).is_file():
+            digests.setdefault(module, set()).add(sha256(Path(source).read_bytes()))
+        elif isinstance(obj, types.FunctionType):
+            digests.setdefault(module, set()).add(sha256(marshal.dumps(obj.__code__)))
+    # A notebook's cells are files of their own, all of module __main__.
+    return {f"code.{module}": sha256("".join(sorted(found)).encode()) for module, found in sorted(digests.items())}
+
+
+def qualified_name(obj) -> str:
+    return f"{getattr(obj, '__module__', None) or type(obj).__module__}.{getattr(obj, '__qualname__', repr(obj))}"
+
+
+def tensor_digest(tensor: torch.Tensor) -> str:
+    flat = tensor.detach().cpu().contiguous().reshape(-1)
+    return sha256(flat.view(torch.uint8).numpy() if flat.numel() else b"")
+
+
+def sha256(content) -> str:
+    return hashlib.sha256(content).hexdigest()
+
+
 def evaluation_row(model: nn.Module, evaluate, step: int, optimizer, window: list[float]) -> dict:
     row = {"step": step, "lr": optimizer.param_groups[0]["lr"], "train_loss": sum(window) / len(window)}
     if evaluate is not None:
@@ -159,11 +322,19 @@ def save_checkpoint(path: Path, fingerprint: dict, step: int, history: list, win
     temporary.replace(path)
 
 
-def load_checkpoint(path: Path, fingerprint: dict, model, optimizer, schedule) -> tuple[int, list, list]:
+def load_checkpoint(path: Path, fingerprint: dict, model, optimizer, schedule,
+                    description: str) -> tuple[int, list, list] | None:
+    """(step, history, loss window) of the checkpoint at `path`, restored into `model`, `optimizer` and `schedule`;
+    None, with a `StaleCheckpointWarning` naming what differs, where another run wrote it."""
     state = torch.load(path, map_location="cpu", weights_only=False)
-    if state["fingerprint"] != fingerprint:
-        raise ValueError(f"checkpoint {path} was written by another configuration "
-                         f"({state['fingerprint']} != {fingerprint}); delete it to start afresh")
+    differences = fingerprint_differences(state.get("fingerprint", {}), fingerprint)
+    if differences:
+        shown = "; ".join(differences[:MAX_DIFFERENCES_SHOWN])
+        more = len(differences) - MAX_DIFFERENCES_SHOWN
+        warnings.warn(f"{description}: not resuming {path}, which another run wrote ({len(differences)} fingerprint "
+                      f"field(s) differ: {shown}{f'; and {more} more' if more > 0 else ''}); starting afresh, and "
+                      "this run's checkpoints replace it", StaleCheckpointWarning, stacklevel=3)
+        return None
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
     schedule.load_state_dict(state["schedule"])

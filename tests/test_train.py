@@ -1,14 +1,26 @@
 import math
+import os
+import random
+import re
+import signal
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
 
 import pytest
 import torch
 from torch import nn
 
 from repro.data.parity import ParityStream
-from repro.losses import classification_loss
+from repro.data.prefix_sums import PrefixSumStream
+from repro.losses import classification_loss, progressive_loss
+from repro.models.looped import LoopedConfig, LoopedTransformer
 from repro.models.transformer import TransformerClassifier, TransformerConfig
 from repro.seeding import torch_seed
-from repro.train import NonFiniteLossError, TrainConfig, learning_rate_factor, train
+from repro.train import (NonFiniteLossError, StaleCheckpointWarning, TrainConfig, fingerprint_differences,
+                         learning_rate_factor, run_fingerprint, train)
 
 CONFIG = TrainConfig(steps=12, lr=3e-3, warmup_steps=3, eval_every=4, checkpoint_every=4, progress=False, seed=5)
 
@@ -29,17 +41,16 @@ class Killed(Exception):
     pass
 
 
-class DyingStream(ParityStream):
-    """A stream whose process is 'killed' when it reaches a given step."""
+def dying(at_call):
+    """`evaluate`, except that its `at_call`-th call 'kills the process' (evaluation is not part of a fingerprint)."""
+    calls = iter(range(1, 10 ** 6))
 
-    def __init__(self, die_at, **kwargs):
-        super().__init__(**kwargs)
-        self.die_at = die_at
-
-    def batch_at(self, step):
-        if step == self.die_at:
+    def evaluate_or_die(m):
+        if next(calls) == at_call:
             raise Killed
-        return super().batch_at(step)
+        return evaluate(m)
+
+    return evaluate_or_die
 
 
 def test_killed_and_resumed_run_ends_with_the_same_metrics(tmp_path):
@@ -47,19 +58,153 @@ def test_killed_and_resumed_run_ends_with_the_same_metrics(tmp_path):
     straight = model()
     reference = train(straight, classification_loss, ParityStream(**data), CONFIG, evaluate)
     checkpoint = tmp_path / "run.pt"
-    with pytest.raises(Killed):
-        train(model(), classification_loss, DyingStream(die_at=6, **data), CONFIG, evaluate, checkpoint=checkpoint)
+    with pytest.raises(Killed):  # at the evaluation of step 8, after the checkpoint of step 4
+        train(model(), classification_loss, ParityStream(**data), CONFIG, dying(at_call=2), checkpoint=checkpoint)
+    assert torch.load(checkpoint, weights_only=False)["step"] == 4
     resumed_model = model()
-    resumed = train(resumed_model, classification_loss, ParityStream(**data), CONFIG, evaluate, checkpoint=checkpoint)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", StaleCheckpointWarning)
+        resumed = train(resumed_model, classification_loss, ParityStream(**data), CONFIG, evaluate,
+                        checkpoint=checkpoint)
+        # A finished checkpoint returns at once with the same history.
+        assert train(model(), classification_loss, ParityStream(**data), CONFIG, evaluate,
+                     checkpoint=checkpoint).history == reference.history
     assert resumed.history == reference.history
     for a, b in zip(straight.state_dict().values(), resumed_model.state_dict().values()):
         assert torch.equal(a, b)
-    # A finished checkpoint returns at once with the same history; another configuration is refused.
-    assert train(model(), classification_loss, ParityStream(**data), CONFIG, evaluate,
-                 checkpoint=checkpoint).history == reference.history
-    with pytest.raises(ValueError, match="another configuration"):
-        train(model(), classification_loss, ParityStream(**data), TrainConfig(steps=13, progress=False),
-              checkpoint=checkpoint)
+
+
+def looped_run(iterations=2, alpha=0.5, length=8, batch_size=8, **config):
+    """A tiny looped model, its progressive loss and prefix-sum stream, and a 6-step config: the pieces of a run."""
+    with torch_seed(0):
+        m = LoopedTransformer(LoopedConfig(vocab=3, outputs=2, iterations=iterations, width=16, heads=2,
+                                           mlp_hidden=32, max_offset=4))
+    settings = dict(steps=6, lr=3e-3, eval_every=3, checkpoint_every=3, progress=False) | config
+    return m, progressive_loss(iterations, alpha), PrefixSumStream(length, batch_size, seed=0), TrainConfig(**settings)
+
+
+@pytest.mark.parametrize("change, field", [
+    (dict(batch_size=4), "data.batch_size: 8 -> 4"),
+    (dict(length=10), "data.length: 8 -> 10"),
+    (dict(iterations=3), "model.config.iterations: 2 -> 3"),
+    (dict(alpha=0.25), "loss.alpha: 0.5 -> 0.25"),
+    (dict(lr=1e-3), "config.lr: 0.003 -> 0.001"),
+    (dict(steps=9), "config.steps: 6 -> 9"),
+])
+def test_a_checkpoint_of_another_run_is_not_resumed_and_the_warning_says_what_differs(tmp_path, change, field):
+    checkpoint = tmp_path / "run.pt"
+    first = train(*looped_run(), checkpoint=checkpoint)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", StaleCheckpointWarning)
+        assert train(*looped_run(), checkpoint=checkpoint).history == first.history  # the same run resumes
+    fresh_model, *rest = looped_run(**change)
+    fresh = train(fresh_model, *rest)
+    changed_model, *rest = looped_run(**change)
+    with pytest.warns(StaleCheckpointWarning, match=rf"not resuming .*run\.pt.*{re.escape(field)}.*starting afresh"):
+        changed = train(changed_model, *rest, checkpoint=checkpoint)
+    assert changed.history == fresh.history
+    for a, b in zip(fresh_model.state_dict().values(), changed_model.state_dict().values()):
+        assert torch.equal(a, b)
+    # The fresh run's checkpoint replaced the stale one, so the changed settings now resume.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", StaleCheckpointWarning)
+        assert train(*looped_run(**change), checkpoint=checkpoint).history == fresh.history
+
+
+def test_the_fingerprint_holds_the_source_of_the_loss_and_the_initial_weights(tmp_path, monkeypatch):
+    module = tmp_path / "edited_loss.py"
+    module.write_text("from repro.losses import classification_loss as base\n\n"
+                      "def loss(model, batch):\n    return base(model, batch)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import edited_loss
+
+    stream, config = ParityStream("adatape", 8, 4, 0), TrainConfig(steps=2, progress=False)
+    before = run_fingerprint(model(), edited_loss.loss, stream, config)
+    module.write_text(module.read_text() + "# an edit that may change nothing, or anything\n")
+    assert [d.split(":")[0] for d in fingerprint_differences(before, run_fingerprint(model(), edited_loss.loss,
+                                                                                       stream, config))] \
+        == ["code.edited_loss"]
+    with torch_seed(1):
+        other_weights = TransformerClassifier(model().config)
+    assert [d.split(":")[0] for d in fingerprint_differences(before, run_fingerprint(other_weights, edited_loss.loss,
+                                                                                       stream, config))] \
+        == ["code.edited_loss", "model.initial_weights"]
+
+
+KILLED_RUN = """
+import sys, warnings
+import torch
+from repro.data.prefix_sums import PrefixSumStream
+from repro.losses import progressive_loss
+from repro.models.looped import LoopedConfig, LoopedTransformer
+from repro.seeding import torch_seed
+from repro.train import StaleCheckpointWarning, TrainConfig, train
+
+warnings.simplefilter("error", StaleCheckpointWarning)  # a resume that is refused fails the test
+torch.set_num_threads(1)
+
+
+class ReportingStream(PrefixSumStream):
+    def batch_at(self, step):
+        print("step", step, flush=True)  # tells the killer how far the run got
+        return super().batch_at(step)
+
+
+checkpoint, output = sys.argv[1], sys.argv[2]
+with torch_seed(0):
+    model = LoopedTransformer(LoopedConfig(vocab=3, outputs=2, iterations=3, width=16, heads=2, mlp_hidden=32,
+                                           max_offset=4))
+held_out = PrefixSumStream(8, 32, seed=1).batch_at(0)
+def evaluate(m):
+    return {"loss": progressive_loss(3, 0.0)(m, held_out).item()}
+config = TrainConfig(steps=200, lr=3e-3, warmup_steps=20, eval_every=20, checkpoint_every=7, seed=3, progress=False)
+result = train(model, progressive_loss(3, 0.5), ReportingStream(8, 8, seed=0), config, evaluate, checkpoint=checkpoint)
+torch.save({"history": result.history, "model": model.state_dict()}, output + ".tmp")
+import os; os.replace(output + ".tmp", output)
+"""
+
+
+def run_script(script, checkpoint, output):
+    environment = os.environ | {"OMP_NUM_THREADS": "1"}
+    return subprocess.Popen([sys.executable, str(script), str(checkpoint), str(output)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=environment, cwd=Path(__file__).parents[1])
+
+
+def test_a_run_killed_at_random_points_resumes_to_the_result_of_an_uninterrupted_one(tmp_path):
+    script = tmp_path / "killed_run.py"
+    script.write_text(KILLED_RUN)
+    straight = run_script(script, tmp_path / "straight.pt", tmp_path / "straight-out.pt")
+    _, errors = straight.communicate()
+    assert straight.returncode == 0, errors
+    draw = random.Random(19)
+    kills = sorted(draw.sample(range(10, 195), 4))  # kill once the run has reached these steps ...
+    checkpoint, output = tmp_path / "killed.pt", tmp_path / "killed-out.pt"
+    runs = []  # (first step the run computed, the kill it got or None, the step of the checkpoint it left)
+    while not output.exists():
+        process = run_script(script, checkpoint, output)
+        first = kill = None
+        for line in process.stdout:
+            step = int(line.split()[1])
+            first = step if first is None else first
+            if kills and step >= kills[0]:
+                time.sleep(draw.uniform(0, 0.05))  # ... and a random part of a step later: mid-step, mid-write
+                process.kill()
+                kill = kills.pop(0)
+                break
+        process.wait()
+        errors = process.stderr.read()
+        process.stdout.close(), process.stderr.close()
+        assert process.returncode == (-signal.SIGKILL if kill is not None else 0), errors
+        runs.append((first, kill, torch.load(checkpoint, weights_only=False)["step"] if checkpoint.exists() else 0))
+    assert not kills and [kill is not None for _, kill, _ in runs] == [True] * 4 + [False]
+    assert runs[0][0] == 0
+    for (_, _, saved), (resumed_at, _, _) in zip(runs, runs[1:]):
+        assert resumed_at == saved > 0  # each run went on from the checkpoint the kill left behind
+    straight_result, resumed_result = (torch.load(path, weights_only=False)
+                                       for path in (tmp_path / "straight-out.pt", output))
+    assert resumed_result["history"] == straight_result["history"]
+    for name, tensor in straight_result["model"].items():
+        assert torch.equal(tensor, resumed_result["model"][name]), name
 
 
 def test_training_stops_with_a_message_when_the_loss_is_not_finite():

@@ -135,6 +135,8 @@ class TapeConfig(StrictConfig):
     separate_tape_ffn: bool = False
     impurity: str = "gini"
 
+    RANGES = {"max_tape": "[1, inf)", "budget": "(0, inf)", "insert_after": "[0, inf)"}
+
     def tape_options(self) -> dict:
         """This config's tape fields alone, to pass on to an `AdaTapeEncoderConfig`."""
         return {f.name: getattr(self, f.name) for f in fields(TapeConfig)}
@@ -147,6 +149,9 @@ class AdaTapeEncoderConfig(TapeConfig):
     layers: int = 4
     mlp_hidden: int = 256
     dropout: float = 0.0
+
+    RANGES = TapeConfig.RANGES | {"width": "[1, inf)", "heads": "[1, inf)", "layers": "[1, inf)",
+                                  "mlp_hidden": "[1, inf)", "dropout": "[0, 1)"}
 
 
 class AdaTapeEncoder(nn.Module):
@@ -217,6 +222,9 @@ class AdaTapeParityConfig(StrictConfig):
     zero_tape: bool = False  # a control: the tape is read from a bank of zeros, so it carries nothing of the input
     encoder: dict | None = None
 
+    RANGES = {"length": "[1, inf)", "classes": "[1, inf)", "symbols": "[1, inf)", "bank_size": "[1, inf)",
+              "tape_loss_weight": "[0, inf)"}
+
 
 class AdaTapeParity(nn.Module):
     """AdaTape's parity model (release: `adatape-parity`). The whole one-hot vector becomes a
@@ -243,6 +251,11 @@ class AdaTapeParity(nn.Module):
         self.head = nn.Linear(encoder.width, config.classes)
 
     def forward(self, tokens: torch.Tensor) -> tuple[torch.Tensor, dict]:
+        if tokens.dim() != 2:
+            raise ValueError(f"expected (batch, {self.config.length}) token ids, got shape {tuple(tokens.shape)}")
+        if tokens.shape[1] != self.config.length:
+            raise ValueError(f"this model was built for sequences of length {self.config.length} (its input token "
+                             f"reads the whole one-hot sequence), got length {tokens.shape[1]}")
         one_hot = F.one_hot(tokens, self.config.symbols).float()
         x = self.input_token(one_hot.flatten(1)).unsqueeze(1)
         bank = self.element_embedding(tokens) if self.config.bank == "input" else self.bank

@@ -84,6 +84,8 @@ class EfficientNetLiteConfig(StrictConfig):
     drop_connect: float = 0.2
     """Drop-connect rate of the last block; block i of n uses drop_connect * i / n."""
 
+    RANGES = {"classes": "[1, inf)", "dropout": "[0, 1)", "drop_connect": "[0, 1)"}
+
 
 class SameConv2d(nn.Conv2d):
     """Convolution with TensorFlow's "SAME" padding, which the weights were trained with: the output
@@ -153,12 +155,6 @@ class EfficientNetLite(nn.Module):
 
     def __init__(self, config: EfficientNetLiteConfig):
         super().__init__()
-        if config.classes < 1:
-            raise ValueError(f"classes must be a positive number of classes, got {config.classes}")
-        for name in ("dropout", "drop_connect"):
-            rate = getattr(config, name)
-            if not 0.0 <= rate < 1.0:
-                raise ValueError(f"{name} must be a rate in [0, 1), got {rate}")
         self.config = config
         self.stem = ConvNorm(3, STEM_CHANNELS, kernel=3, stride=2)
         settings = [(stage, index == 0) for stage in LITE0_STAGES for index in range(stage.repeats)]

@@ -92,6 +92,9 @@ class LoopedConfig(StrictConfig):
     """z_0 = e ("input") or z_0 = 0 ("zeros")."""
     untied: bool = False
 
+    RANGES = {"vocab": "[1, inf)", "outputs": "[1, inf)", "iterations": "[1, inf)", "width": "[1, inf)",
+              "heads": "[1, inf)", "mlp_hidden": "[1, inf)", "max_offset": "[0, inf)"}
+
     def __post_init__(self):
         choice("recall", self.recall, RECALLS)
         choice("recall_form", self.recall_form, RECALL_FORMS)
@@ -101,10 +104,6 @@ class LoopedConfig(StrictConfig):
                              f"recall_form 'concat', got {self.recall_form!r}")
         choice("outer_norm", self.outer_norm, OUTER_NORMS)
         choice("initial_state", self.initial_state, INITIAL_STATES)
-        if self.iterations < 1:
-            raise ValueError(f"iterations must be >= 1, got {self.iterations}")
-        if self.max_offset < 0:
-            raise ValueError(f"max_offset must be >= 0 (0: no relative position bias), got {self.max_offset}")
         self.structure = tuple(tuple(int(label) for label in labels) for labels in self.structure)
         if len({len(labels) for labels in self.structure}) > 1:
             raise ValueError(f"every structure grouping labels the same positions; got lengths "

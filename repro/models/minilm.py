@@ -64,6 +64,10 @@ class MeanPoolClassifier(nn.Module):
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                 token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
+        built = self.encoder.config.max_position_embeddings
+        if input_ids.shape[-1] > built:
+            raise ValueError(f"this encoder was built for sequences of at most {built} tokens "
+                             f"(max_position_embeddings), got {input_ids.shape[-1]}")
         hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask,
                               token_type_ids=token_type_ids).last_hidden_state
         return self.head(self.dropout(masked_mean(hidden, attention_mask.bool())))

@@ -46,10 +46,10 @@ class RestorerConfig(StrictConfig):
     patch: int = 2
     """Side of the square patch of pixels that one token is."""
 
+    RANGES = {"channels": "[1, inf)", "width": "[1, inf)", "heads": "[1, inf)", "layers": "[1, inf)",
+              "mlp_hidden": "[1, inf)", "window": "[2, inf)", "patch": "[1, inf)"}
+
     def __post_init__(self):
-        if min(self.channels, self.width, self.heads, self.layers, self.mlp_hidden, self.patch) < 1 or self.window < 2:
-            raise ValueError(f"channels, width, heads, layers, mlp_hidden and patch must be >= 1 and window >= 2, "
-                             f"got {self}")
         if self.width % self.heads:
             raise ValueError(f"width {self.width} is not divisible by heads {self.heads}")
 

@@ -93,21 +93,14 @@ class FixedPointAttentionConfig(StrictConfig):
     anderson_memory: int = 5
     """Iterates Anderson mixes, forward (solver "anderson") and adjoint (backward_solver "anderson")."""
 
+    RANGES = {"damping": "(0, 1]", "tol": "[0, inf)", "max_iterations": "[1, inf)", "neumann_steps": "[1, inf)",
+              "backward_tol": "[0, inf)", "backward_max_iterations": "[2, inf)", "anderson_memory": "[2, inf)"}
+
     def __post_init__(self):
         choice("solver", self.solver, SOLVERS)
         choice("gradient", self.gradient, GRADIENTS)
         choice("backward_solver", self.backward_solver, BACKWARD_SOLVERS)
         choice("adjoint_failure", self.adjoint_failure, ADJOINT_FAILURES)
-        if not 0 < self.damping <= 1:
-            raise ValueError(f"damping must be in (0, 1], got {self.damping}")
-        if self.tol < 0 or self.backward_tol < 0:
-            raise ValueError(f"tolerances must be >= 0, got tol={self.tol}, backward_tol={self.backward_tol}")
-        if self.max_iterations < 1 or self.neumann_steps < 1:
-            raise ValueError(f"max_iterations and neumann_steps must be >= 1, got "
-                             f"{self.max_iterations}, {self.neumann_steps}")
-        if self.backward_max_iterations < 2 or self.anderson_memory < 2:
-            raise ValueError(f"backward_max_iterations and anderson_memory must be >= 2, got "
-                             f"{self.backward_max_iterations}, {self.anderson_memory}")
 
 
 @dataclass

@@ -20,6 +20,9 @@ class TransformerConfig(StrictConfig):
     mlp_hidden: int = 256
     dropout: float = 0.0
 
+    RANGES = {"vocab": "[1, inf)", "max_len": "[1, inf)", "classes": "[1, inf)", "width": "[1, inf)",
+              "heads": "[1, inf)", "layers": "[1, inf)", "mlp_hidden": "[1, inf)", "dropout": "[0, 1)"}
+
 
 class TokenEmbedding(nn.Module):
     """[CLS; tokens] embedded with learned absolute positions (CLS at position 0)."""

@@ -32,6 +32,10 @@ class UniversalConfig(StrictConfig):
     ponder_weight: float = 0.01
     dropout: float = 0.0
 
+    RANGES = {"vocab": "[1, inf)", "max_len": "[1, inf)", "classes": "[1, inf)", "width": "[1, inf)",
+              "heads": "[1, inf)", "mlp_hidden": "[1, inf)", "max_steps": "[1, inf)", "halting_eps": "(0, 1)",
+              "ponder_weight": "[0, inf)", "dropout": "[0, 1)"}
+
 
 def act_step(halted_mass: torch.Tensor, running: torch.Tensor, p: torch.Tensor, eps: float,
              last: bool) -> tuple[torch.Tensor, torch.Tensor]:

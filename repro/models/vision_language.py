@@ -48,9 +48,9 @@ class VisionLanguageConfig(StrictConfig):
     mlp_hidden: int = 128
     dropout: float = 0.0
 
-    def __post_init__(self):
-        if min(self.vocab, self.max_words, self.width, self.heads, self.layers, self.mlp_hidden) < 1:
-            raise ValueError(f"every size of {self} must be >= 1")
+    RANGES = {"vocab": "[1, inf)", "max_words": "[1, inf)", "image_size": "[1, inf)", "patch": "[1, inf)",
+              "channels": "[1, inf)", "width": "[1, inf)", "heads": "[1, inf)", "layers": "[1, inf)",
+              "mlp_hidden": "[1, inf)", "dropout": "[0, 1)"}
 
 
 def _blocks(c: VisionLanguageConfig) -> nn.ModuleList:

@@ -54,11 +54,13 @@ class ViTConfig(StrictConfig):
     mlp_hidden: int = 128
     dropout: float = 0.0
 
+    RANGES = {"image_size": "[1, inf)", "patch": "[1, inf)", "channels": "[1, inf)", "classes": "[1, inf)",
+              "width": "[1, inf)", "heads": "[1, inf)", "layers": "[1, inf)", "mlp_hidden": "[1, inf)",
+              "dropout": "[0, 1)"}
+
     def __post_init__(self):
         if self.image_size % self.patch:
             raise ValueError(f"image_size {self.image_size} is not a multiple of the patch size {self.patch}")
-        if min(self.channels, self.classes, self.width, self.heads, self.layers, self.mlp_hidden) < 1:
-            raise ValueError(f"every size of {self} must be >= 1")
 
 
 class PatchEmbedding(nn.Module):
@@ -167,6 +169,8 @@ class AdaTapeViTConfig(TapeConfig):
     """Entries of the learnable bank."""
     tape_loss_weight: float = 0.01
 
+    RANGES = TapeConfig.RANGES | {"bank_patch": "[1, inf)", "bank_size": "[1, inf)", "tape_loss_weight": "[0, inf)"}
+
     def __post_init__(self):
         choice("bank", self.bank, BANKS)
         if self.bank == "input" and self.vit.image_size % self.bank_patch:
@@ -226,6 +230,8 @@ class UniversalViTConfig(StrictConfig):
     halting_eps: float = 0.01
     ponder_weight: float = 0.01
 
+    RANGES = {"halting_eps": "(0, 1)", "ponder_weight": "[0, inf)"}
+
 
 class UniversalViT(nn.Module):
     """A weight-tied ViT: one block applied up to `layers` times with per-token ACT, the UT's
@@ -270,6 +276,8 @@ class HaltingViTConfig(StrictConfig):
     halting_eps: float = 0.01
     ponder_weight: float = 5e-4
     """A-ViT's alpha_p."""
+
+    RANGES = {"gate_scale": "(0, inf)", "halting_eps": "(0, 1)", "ponder_weight": "[0, inf)"}
 
 
 class HaltingViT(nn.Module):
