@@ -4,6 +4,8 @@ import os
 import pytest
 import torch
 
+import repro.data.files as data_files
+
 # No test waits on a hub that cannot be reached: the loaders' hub fallback fails at once.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
@@ -23,6 +25,13 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "needs_data" in item.keywords:
             item.add_marker(pytest.mark.skip(reason=NO_DATA))
+
+
+@pytest.fixture(autouse=True)
+def own_files_read(monkeypatch):
+    """Each test starts with an empty `files_read`: a stand-in data file one test reads (several point
+    REPRO_DATA_DIR at tmp_path) must not turn up in the provenance a later test in the same worker writes."""
+    monkeypatch.setattr(data_files, "_READ", {})
 
 
 @pytest.fixture(scope="module")

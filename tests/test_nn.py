@@ -1,7 +1,9 @@
 import pytest
 import torch
 
-from repro.nn import EncoderBlock, RelativePositionBias, SelfAttention, SharedLabelBias, masked_mean
+from repro import nn as nn_module
+from repro.nn import (PLAIN_ATTENTION_MAX_TOKENS, EncoderBlock, RelativePositionBias, SelfAttention, SharedLabelBias,
+                      attention, masked_mean, plain_attention, sdpa_attention)
 from repro.seeding import torch_seed
 
 
@@ -87,3 +89,54 @@ def test_relative_position_bias_clips_by_default_and_falls_linearly_when_asked()
     assert torch.equal(clipped(3), linear(3))   # inside the table the two agree
     with pytest.raises(ValueError, match="unknown far 'ramp'"):
         RelativePositionBias(2, 2, far="ramp")
+
+
+def attention_inputs(dtype=torch.float32, tokens: int = 5):
+    """q, k, v (3 examples, 2 heads, head width 4), a (1, heads, tokens, tokens) bias and a key mask whose last
+    example has no valid key."""
+    with torch_seed(0):
+        q, k, v = (torch.randn(3, 2, tokens, 4, dtype=dtype) for _ in range(3))
+        bias = torch.randn(1, 2, tokens, tokens, dtype=dtype)
+    key_mask = torch.tensor([[True] * tokens, [True, False] * (tokens // 2) + [True] * (tokens % 2), [False] * tokens])
+    return q, k, v, bias, key_mask
+
+
+@pytest.mark.parametrize("masking", ["bias", "key mask", "bias + key mask"])
+def test_plain_attention_matches_sdpa_and_a_fully_masked_example_gets_zeros_not_nan(masking):
+    q, k, v, bias, key_mask = attention_inputs()
+    bias, key_mask = (bias if "bias" in masking else None), (key_mask if "key mask" in masking else None)
+    outputs, gradients = [], []
+    for path in (plain_attention, sdpa_attention):
+        leaves = [t.clone().requires_grad_() for t in (q, k, v) + ((bias,) if bias is not None else ())]
+        y = path(*leaves[:3], leaves[3] if bias is not None else None, key_mask)
+        outputs.append(y)
+        gradients.append(torch.autograd.grad((y * torch.linspace(-1, 1, y.numel()).view_as(y)).sum(), leaves))
+    assert torch.allclose(outputs[0], outputs[1], atol=1e-6)
+    assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(*gradients))
+    assert not any(torch.isnan(g).any() for g in gradients[0])
+    if key_mask is not None:   # SDPA's safe softmax: zero output and zero gradient for the example with no valid key
+        assert torch.equal(outputs[0][2], torch.zeros_like(outputs[0][2]))
+        assert all(torch.equal(g[2], torch.zeros_like(g[2])) for g in gradients[0][:3])
+
+
+@pytest.mark.parametrize("path", [plain_attention, sdpa_attention])
+def test_both_attention_paths_pass_gradcheck_with_a_bias_and_a_key_mask(path):
+    q, k, v, bias, key_mask = attention_inputs(torch.float64, tokens=3)
+    leaves = tuple(t.requires_grad_() for t in (q, k, v, bias))
+    assert torch.autograd.gradcheck(lambda *x: path(*x, key_mask), leaves)
+    assert torch.autograd.gradcheck(lambda *x: path(*x), leaves)
+    assert torch.autograd.gradcheck(lambda *x: path(*x[:3], None, key_mask), leaves[:3])
+
+
+def test_attention_takes_the_plain_path_with_a_bias_up_to_the_threshold_and_sdpa_beyond(monkeypatch):
+    taken = []
+    monkeypatch.setattr(nn_module, "plain_attention", lambda *args: taken.append("plain") or sdpa_attention(*args))
+    monkeypatch.setattr(nn_module, "sdpa_attention", lambda *args: taken.append("SDPA") or sdpa_attention(*args))
+    monkeypatch.setitem(PLAIN_ATTENTION_MAX_TOKENS, "bias", 5)
+    monkeypatch.setitem(PLAIN_ATTENTION_MAX_TOKENS, "key mask", 0)
+    for tokens in (5, 6):
+        q, k, v, bias, key_mask = attention_inputs(tokens=tokens)
+        attention(q, k, v, bias, key_mask)
+        attention(q, k, v, None, key_mask)
+        attention(q, k, v)
+    assert taken == ["plain", "SDPA", "SDPA", "SDPA", "SDPA", "SDPA"]
