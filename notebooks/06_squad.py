@@ -247,7 +247,7 @@ gain = difference(scores, "f1", FPSA, VANILLA)  # paired by seed, in seed order
 fpsa_at_cap = (1 - layer_rows[layer_rows.variant == FPSA].groupby("seed").converged.mean()).mean()
 iterations_note = (f"FPSA iterations per layer and window: median {variants.loc[FPSA, 'iterations median']:g}, "
                    f"mean {variants.loc[FPSA, 'iterations mean']:.2f}, at the cap {variants.loc[FPSA, 'at cap']:.1%} "
-                   f"(median residual there {variants.loc[FPSA, 'residual median']:.1e}, tolerance {FPSA_CONFIG.tol:g})")
+                   f"(median residual over all solves {variants.loc[FPSA, 'residual median']:.1e}, tolerance {FPSA_CONFIG.tol:g})")
 evidence = (f"{scope}, profile {study.profile}: F1 FPSA {ft.cell(f1_by[FPSA])} vs vanilla {ft.cell(f1_by[VANILLA])} "
             f"(paired difference {describe(gain)}; FPSA at inference only on the vanilla model {ft.cell(f1_by[SWAPPED])}); "
             f"{iterations_note}. The paper's 95.2 is at BERT-Base scale on the full training set and is not comparable.")

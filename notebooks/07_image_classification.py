@@ -275,8 +275,9 @@ ratios = {name: cifar_heat[cifar_heat.bank == name].set_index("seed")["centre ra
 study.claim(
     "A3",
     parts={"learned_centre_bias": difference(cifar_heat, "centre ratio", ADATAPE, INITIAL, arm="bank")},
-    evidence="centre ratio (central-quarter selection share / area share) of AdaTape (input bank), mean ± sd over "
-             "seeds: " + ", ".join(f"{name} {mean_std_text(r)}" for name, r in ratios.items()) + f"; {scale}",
+    evidence=f"centre ratio (central-quarter selection share / area share) of AdaTape (input bank), mean ± sd over "
+             f"{len(S.tape_seeds)} seeds: " + ", ".join(f"{name} {mean_std_text(r)}" for name, r in ratios.items())
+             + f"; {scale} (A3 on seeds {list(S.tape_seeds)})",
     deviations=("vision-small-images", "vision-recipe", "adatape-per-example-scores", "cifar10-resplit"),
     pipeline=(ic.Zoo.fit, ic.Zoo.evaluate, ic.Zoo.initial_selections, ic.Zoo.noise_selections, ic.centre_ratio,
               difference))
@@ -289,7 +290,7 @@ study.claim(
     gates={"size_matched": parameters.loc[ADATAPE_SEPARATE, "cifar10"] / parameters.loc[ADATAPE_MATCHED, "cifar10"]},
     evidence=f"top-1 separate tape FFN - size-matched shared FFN {describe(gap_ffn, 3)} ({count(ADATAPE_SEPARATE)} "
              f"against {count(ADATAPE_MATCHED)} parameters); against the shared FFN of the same width "
-             f"{describe(same_width, 3)} ({count(ADATAPE)} parameters); {scale}",
+             f"{describe(same_width, 3)} ({count(ADATAPE)} parameters); {scale} (A4 on seeds {list(S.ffn_seeds)})",
     deviations=("vision-small-images", "vision-recipe", "adatape-per-example-scores", "cifar10-resplit",
                 "a4-size-matched-control"),
     pipeline=pipeline + (ic.size_matched,))

@@ -446,7 +446,7 @@ DEVIATIONS: dict[str, Deviation] = {
         "S6.memory (constant training memory) is decided on the Neumann gradient's saved-for-backward memory, gated "
         "on its cosine with backpropagation through the unrolled solve; the rule named the implicit gradient before "
         "(a change of rule for issue 24). In notebook 10's memory sweep an implicit adjoint that misses its "
-        "tolerance is a row 'adjoint diverged', not a number.",
+        "tolerance is a row 'adjoint missed its tolerance', not a number.",
         "The implicit gradient is numerically wrong on pretrained MiniLM (issue 24: cosine 0.067, 30x the norm, its "
         "adjoint diverging in layer 3), so its memory says nothing about a usable training step; Neumann passes the "
         "gradient test and keeps no graph of the iterations either."),

@@ -137,8 +137,10 @@ class Study:
         torch.set_num_threads(threads_for(self.profile))
         self.stem = stem
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
-        self.run = Run(stem, self.profile, self.device, seeds={"model_and_data": list(self.settings.seeds), **(seeds or {})},
-                       results_dir=results_dir, figures_dir=figures_dir)
+        # Seeds a setting adds for some claims only (e.g. 07's `tape_seeds`) are recorded beside the main ones.
+        more = {name: list(value) for name, value in vars(self.settings).items() if name.endswith("_seeds")}
+        self.run = Run(stem, self.profile, self.device, results_dir=results_dir, figures_dir=figures_dir,
+                       seeds={"model_and_data": list(self.settings.seeds), **more, **(seeds or {})})
         self.sections: dict[str, float] = {}
 
     @property

@@ -14,7 +14,7 @@ assembles them:
   the share of solves stopped at the cap beside it;
 - `text_windows` and `random_tokens` feed `repro.cost.length_sweep`, `slopes_table` fits the power laws;
 - `memory_sweep` measures one training step per gradient and cap at tolerance 0 (an implicit adjoint that misses its
-  tolerance is a row "adjoint diverged"), `gradient_cosines` checks every gradient mode against backpropagation
+  tolerance is a row "adjoint missed its tolerance"), `gradient_cosines` checks every gradient mode against backpropagation
   through a long unrolled damped solve, `memory_growth` reads the claim's parts (the Neumann gradient's memory).
 """
 
@@ -295,7 +295,7 @@ def measure(model: nn.Module, inputs: dict, gradient: str, cap: int, seed: int,
         except AdjointDivergence as error:
             # A wrong gradient has no memory worth reporting: the row says what happened instead.
             return {"gradient": gradient, "cap": cap, "saved MiB": float("nan"), "CUDA peak MiB": float("nan"),
-                    "step seconds": time.perf_counter() - started, "outcome": "adjoint diverged", "detail": str(error)}
+                    "step seconds": time.perf_counter() - started, "outcome": "adjoint missed its tolerance", "detail": str(error)}
         seconds = time.perf_counter() - started
     return {"gradient": gradient, "cap": cap, "saved MiB": spent.saved_bytes / MIB,
             "CUDA peak MiB": spent.cuda_peak_bytes / MIB if spent.cuda_peak_bytes is not None else float("nan"),
@@ -306,7 +306,7 @@ def memory_sweep(vanilla: nn.Module, inputs: dict, caps, seed: int,
                  device: torch.device = torch.device("cpu")) -> pd.DataFrame:
     """One row per (gradient, cap), plus vanilla attention: one training step (train mode, the default solver at
     tolerance 0, so every example runs to the cap) of copies of `vanilla`, which stays as it is. "outcome" is "ok" or
-    "adjoint diverged" (an implicit adjoint that missed its tolerance: no memory recorded, the error in "detail")."""
+    "adjoint missed its tolerance" (an implicit adjoint that missed its tolerance: no memory recorded, the error in "detail")."""
     memory_vanilla = copy.deepcopy(vanilla).train()
     memory_fpsa = swap_bert_attention(copy.deepcopy(vanilla).train(), DEFAULT)
     rows = [measure(memory_vanilla, inputs, "vanilla attention", 1, seed, device)]
@@ -369,9 +369,9 @@ def memory_evidence(memory: pd.DataFrame, cosines: pd.DataFrame, settings: Scali
     mode (`gradient_cosines`)."""
     growth = memory_growth(memory)
     ok = memory[memory.outcome == "ok"].groupby("gradient")["saved MiB"].max()
-    diverged = memory[memory.outcome == "adjoint diverged"].groupby("gradient")["cap"].apply(list)
+    missed = memory[memory.outcome == "adjoint missed its tolerance"].groupby("gradient")["cap"].apply(list)
     others = "; ".join([f"{g} {ok[g]:.1f} MiB" for g in ("implicit", "phantom", "vanilla attention") if g in ok] +
-                       [f"{g}: adjoint diverged at caps {caps}" for g, caps in diverged.items()])
+                       [f"{g}: adjoint missed its tolerance at caps {caps}" for g, caps in missed.items()])
     row = lambda g: f"{g} {cosines.at[g, 'cosine']:.4f} (norm {cosines.at[g, 'norm ratio']:.2f})"  # noqa: E731
     return (f"one training step on {settings.memory_batch} x {settings.memory_length} tokens, tolerance 0: neumann "
             f"varies by {growth['neumann spread']:.1%} over caps {list(settings.memory_caps)}, unrolled grows by "
