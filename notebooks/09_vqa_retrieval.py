@@ -45,7 +45,7 @@
 PROFILE = "auto"          # auto | smoke | cpu | gpu | paper
 RESULTS_DIR = "build/scratch/results"  # relative to the repository root; `make reproduce` passes results/
 FIGURES_DIR = "build/scratch/figures"  # and figures/, so a run by hand never overwrites them
-CHECKPOINT_DIR = ""       # set to a folder to checkpoint every run and resume after a kill
+CHECKPOINT_DIR = ""       # a folder (from the repository root) to checkpoint every run and resume after a kill
 
 # %%
 import pandas as pd

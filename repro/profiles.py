@@ -19,6 +19,7 @@ import os
 import torch
 
 from repro.config import choice
+from repro.distributed import local_device
 
 PROFILES = ("smoke", "cpu", "gpu", "paper")
 ACCELERATOR_PROFILES = ("gpu", "paper")
@@ -45,9 +46,9 @@ def threads_for(profile: str) -> int:
 
 
 def device_for(profile: str) -> torch.device:
-    """CUDA for the accelerator profiles; `smoke` and `cpu` stay on the CPU so their numbers
-    are the same on every machine."""
-    return torch.device("cuda" if profile in ACCELERATOR_PROFILES and torch.cuda.is_available() else "cpu")
+    """CUDA for the accelerator profiles (under torchrun, each rank's own GPU); `smoke` and `cpu` stay on the CPU so
+    their numbers are the same on every machine."""
+    return local_device(torch.device("cuda" if profile in ACCELERATOR_PROFILES and torch.cuda.is_available() else "cpu"))
 
 
 def settings(per_profile: dict, profile: str) -> dict:

@@ -131,12 +131,19 @@ def longest_first(stems: list[str], results_dir: Path) -> list[str]:
     return sorted(stems, key=recorded, reverse=True)
 
 
+def from_root(path: Path) -> str:
+    """`path` as a notebook parameter: relative to the repository root where it lies inside it (the notebooks resolve
+    their folders from the root), so the executed notebook and its report page name no folder of this machine."""
+    path = Path(path).resolve()
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
 def run_study(stems: list[str], profile: str, output_dir: Path, parameters: dict, pages_dir: Path, jobs: int = 1,
               checkpoints: Path | None = None) -> dict:
     """Execute each notebook in `jobs` lanes and render its page into `pages_dir`: {stem: status} in `stems` order.
     With `checkpoints`, each notebook gets its own checkpoint folder under it."""
     def arguments(stem):
-        own = {"CHECKPOINT_DIR": str(checkpoints / stem)} if checkpoints is not None else {}
+        own = {"CHECKPOINT_DIR": from_root(checkpoints / stem)} if checkpoints is not None else {}
         log = output_dir / "logs" / f"{stem}.log" if jobs > 1 else None
         return stem, profile, output_dir, {**own, **parameters}, pages_dir, log
 
@@ -173,7 +180,7 @@ def destinations(profile: str, build: Path, report_dir: Path | None,
         folder, banner = build / "exploratory" / profile, EXPLORATORY_BANNER
     else:
         return {"RESULTS_DIR": "results", "FIGURES_DIR": "figures"}, report_dir or REPORT_DIR, {}
-    sources = {"RESULTS_DIR": str(folder / "results"), "FIGURES_DIR": str(folder / "figures")}
+    sources = {"RESULTS_DIR": from_root(folder / "results"), "FIGURES_DIR": from_root(folder / "figures")}
     return sources, report_dir or folder / "report", {"BANNER": banner}
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from repro import ROOT
+from repro import ROOT, distributed
 from repro.claims import claim
 from repro.data.files import files_read, write_atomically
 from repro.deviations import DEVIATIONS
@@ -92,6 +92,8 @@ class Run:
             "python": platform.python_version(),
             "seeds": seeds, "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
+        if distributed.launched():  # data-parallel: the step is the one-process step only to rounding (see there)
+            self.provenance["processes"] = distributed.world_size()
         self.claims: list[dict] = []
         self.tables: dict[str, list[dict]] = {}
 
@@ -119,9 +121,12 @@ class Run:
     def save_figure(self, figure, what: str) -> Path:
         """Save `figures/<stem>_<what>.png` with the provenance in the PNG metadata.
 
-        Rendered in memory and written atomically, so a kill or a failing render leaves the previous figure whole."""
-        self.figures_dir.mkdir(parents=True, exist_ok=True)
+        Rendered in memory and written atomically, so a kill or a failing render leaves the previous figure whole.
+        Under torchrun only rank 0 writes."""
         path = self.figures_dir / f"{self.stem}_{what}.png"
+        if not distributed.is_main():
+            return path
+        self.figures_dir.mkdir(parents=True, exist_ok=True)
         stamp = {key: str(value) for key, value in self.provenance.items()}
         image = io.BytesIO()
         figure.savefig(image, format="png", dpi=120, bbox_inches="tight", metadata=stamp)
@@ -129,9 +134,12 @@ class Run:
         return path
 
     def write(self) -> Path:
+        """Under torchrun only rank 0 writes."""
+        path = self.results_dir / f"{self.stem}.json"
+        if not distributed.is_main():
+            return path
         self.provenance["wall_seconds"] = round(time.time() - self.started, 1)
         self.results_dir.mkdir(parents=True, exist_ok=True)
-        path = self.results_dir / f"{self.stem}.json"
         self.provenance["claims_hash"] = claims_hash(self.claims)
         # Taken last, so every module the notebook imported and every data file it read is in: the report hashes them
         # again and marks the result stale when one changed (repro/staleness.py).

@@ -14,6 +14,7 @@ import re
 import time
 import types
 import typing
+import warnings
 from contextlib import contextmanager
 from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
@@ -22,6 +23,7 @@ import pandas as pd
 import torch
 from IPython.display import Markdown, display
 
+from repro import ROOT
 from repro.profiles import PROFILES, device_for, resolve, threads_for
 from repro.results import Run
 from repro.verdicts import summary
@@ -133,10 +135,15 @@ class Study:
         if sorted(settings) != sorted(PROFILES):
             raise ValueError(f"{stem}: settings declared for {sorted(settings)}; declare exactly {list(PROFILES)}")
         self.settings = settings[self.profile]
+        # Two warnings of the installed libraries, not of the study, that would print their file paths on every report
+        # page: tqdm.auto (imported by transformers) finds no widget library and falls back to the text bars we want,
+        # and torch.func.jvp's first call imports decompositions that call the deprecated torch.jit.script.
+        warnings.filterwarnings("ignore", message="IProgress not found")
+        warnings.filterwarnings("ignore", message=r"`torch\.jit\.script` is deprecated")
         self.device = device_for(self.profile)
         torch.set_num_threads(threads_for(self.profile))
         self.stem = stem
-        self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
+        self.checkpoint_dir = ROOT / checkpoint_dir if checkpoint_dir else None  # like the results, from the root
         # Seeds a setting adds for some claims only (e.g. 07's `tape_seeds`) are recorded beside the main ones.
         more = {name: list(value) for name, value in vars(self.settings).items() if name.endswith("_seeds")}
         self.run = Run(stem, self.profile, self.device, results_dir=results_dir, figures_dir=figures_dir,
@@ -176,8 +183,10 @@ class Study:
         self.run.add_table(name, frame)
         return frame
 
-    def figure(self, figure, what: str) -> Path:
-        return self.run.save_figure(figure, what)
+    def figure(self, figure, what: str) -> None:
+        """Save `figure` as figures/<notebook>_<what>.png. Nothing is returned, so a cell that ends here shows the
+        figure, not the path of this machine it was written to."""
+        self.run.save_figure(figure, what)
 
     def claim(self, claim_id: str, **decision) -> dict:
         """Decide and record one claim (`repro.results.Run.add_claim`) and show its summary."""

@@ -4,6 +4,10 @@ AdamW with linear warm-up then cosine decay, gradient clipping, bf16 autocast on
 progress bar, periodic evaluation, checkpoints that resume to the same result, and a clear stop
 when the loss stops being finite. Data come from a stream whose `batch_at(step)` is a pure
 function of the step, so a resumed run sees exactly the batches it would have seen.
+
+Launched by torchrun on several processes, it trains data-parallel (`repro.distributed`): every rank draws the global
+batch of the step and trains on its own share, and only rank 0 evaluates, shows progress and checkpoints. A checkpoint
+holds the unwrapped model's state, so a run resumes at any process count.
 """
 
 import enum
@@ -26,6 +30,7 @@ from torch import nn
 from torch.utils._foreach_utils import _get_fused_kernels_supported_devices
 from tqdm import tqdm  # text bars: `make reproduce` streams them to the terminal (a widget it could not)
 
+from repro import distributed
 from repro.config import StrictConfig
 from repro.seeding import derive, torch_seed
 
@@ -111,7 +116,13 @@ def train(model: nn.Module, loss_fn: Callable, data: BatchStream, config: TrainC
 
     With `checkpoint`, state is saved every `checkpoint_every` steps and at the end, and an
     existing checkpoint of the same configuration is resumed (a finished one returns at once).
+    Under torchrun every rank returns the same history, the one rank 0 evaluated.
     """
+    parallel = distributed.launched()
+    if parallel:
+        device = distributed.local_device(device)
+        distributed.start(device)
+    main = distributed.is_main()
     model.to(device).train()
     optimizer = adamw(model, config, device)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: learning_rate_factor(step, config))
@@ -119,20 +130,27 @@ def train(model: nn.Module, loss_fn: Callable, data: BatchStream, config: TrainC
     started = time.time()
     history, step, window = [], 0, []
     with torch_seed(derive("train", config.seed), device):
-        if checkpoint is not None and Path(checkpoint).exists():
-            resumed = load_checkpoint(Path(checkpoint), fingerprint, model, optimizer, schedule, description)
-            if resumed is not None:
-                step, history, window = resumed
-        progress = tqdm(total=config.steps, initial=step, desc=description, disable=not config.progress,
+        if checkpoint is not None:
+            state = read_checkpoint(Path(checkpoint), fingerprint, description) if main else None
+            if parallel:  # rank 0 alone reads it, so the other ranks need no shared file system
+                state = distributed.from_main(state)
+            if state is not None:
+                step, history, window = restore(state, model, optimizer, schedule)
+        step_loss = distributed.data_parallel(model, loss_fn, device) if parallel else functools.partial(loss_fn, model)
+        progress = tqdm(total=config.steps, initial=step, desc=description, disable=not (config.progress and main),
                         leave=False, mininterval=10.0)
         while step < config.steps:
-            batch = to_device(data.batch_at(step), device)
+            batch = data.batch_at(step)
+            batch = to_device(distributed.shard(batch) if parallel else batch, device)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.amp and device.type == "cuda"):
-                loss = loss_fn(model, batch)
-            if not torch.isfinite(loss):
+                loss = step_loss(batch)
+            # The global batch's loss, the mean of the ranks' equal shares: every rank sees the same value, so a
+            # non-finite one stops them all together.
+            global_loss = distributed.mean(loss) if parallel else loss
+            if not torch.isfinite(global_loss):
                 last = f"{window[-1]:.4g}" if window else "none yet"
                 raise NonFiniteLossError(
-                    f"{description}: loss became {loss.item()} at step {step} (last finite loss {last}, "
+                    f"{description}: loss became {global_loss.item()} at step {step} (last finite loss {last}, "
                     f"learning rate {schedule.get_last_lr()[0]:.3g}); lower the learning rate or clip harder")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -140,18 +158,30 @@ def train(model: nn.Module, loss_fn: Callable, data: BatchStream, config: TrainC
             optimizer.step()
             schedule.step()
             step += 1
-            window.append(loss.item())
+            window.append(global_loss.item())
             progress.update()
             if step == config.steps or (config.eval_every and step % config.eval_every == 0):
-                history.append(evaluation_row(model, evaluate, step, optimizer, window))
+                row = evaluation_row(model, evaluate, step, optimizer, window) if main else None
+                history.append(shared_evaluation(row, device) if parallel else row)
                 progress.set_postfix(history[-1], refresh=False)
                 window = []
-            if checkpoint is not None and (step == config.steps or
-                                           (config.checkpoint_every and step % config.checkpoint_every == 0)):
+            if main and checkpoint is not None and (step == config.steps or
+                                                    (config.checkpoint_every and step % config.checkpoint_every == 0)):
                 save_checkpoint(Path(checkpoint), fingerprint, step, history, window, model, optimizer, schedule)
         progress.close()
     model.eval()
     return TrainResult(history, time.time() - started)
+
+
+def shared_evaluation(row: dict | None, device: torch.device) -> dict:
+    """Rank 0's evaluation row on every rank, and rank 0's random state with it: an evaluation that drew random numbers
+    moved rank 0's stream alone, and the ranks must go on drawing what one process would."""
+    states = (torch.get_rng_state(), torch.cuda.get_rng_state(device) if device.type == "cuda" else None)
+    row, (cpu_state, cuda_state) = distributed.from_main((row, states))
+    torch.set_rng_state(cpu_state)
+    if cuda_state is not None:
+        torch.cuda.set_rng_state(cuda_state, device)
+    return row
 
 
 LISTED_ENTRIES = 16
@@ -322,10 +352,11 @@ def save_checkpoint(path: Path, fingerprint: dict, step: int, history: list, win
     temporary.replace(path)
 
 
-def load_checkpoint(path: Path, fingerprint: dict, model, optimizer, schedule,
-                    description: str) -> tuple[int, list, list] | None:
-    """(step, history, loss window) of the checkpoint at `path`, restored into `model`, `optimizer` and `schedule`;
-    None, with a `StaleCheckpointWarning` naming what differs, where another run wrote it."""
+def read_checkpoint(path: Path, fingerprint: dict, description: str) -> dict | None:
+    """The state saved at `path`; None where there is none, or, with a `StaleCheckpointWarning` naming what differs,
+    where another run wrote it."""
+    if not path.exists():
+        return None
     state = torch.load(path, map_location="cpu", weights_only=False)
     differences = fingerprint_differences(state.get("fingerprint", {}), fingerprint)
     if differences:
@@ -335,6 +366,11 @@ def load_checkpoint(path: Path, fingerprint: dict, model, optimizer, schedule,
                       f"field(s) differ: {shown}{f'; and {more} more' if more > 0 else ''}); starting afresh, and "
                       "this run's checkpoints replace it", StaleCheckpointWarning, stacklevel=3)
         return None
+    return state
+
+
+def restore(state: dict, model, optimizer, schedule) -> tuple[int, list, list]:
+    """(step, history, loss window) of a checkpoint's `state`, restored into `model`, `optimizer` and `schedule`."""
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
     schedule.load_state_dict(state["schedule"])

@@ -3,6 +3,7 @@ report."""
 
 import hashlib
 import json
+import sys
 from pathlib import Path
 
 import papermill
@@ -44,6 +45,10 @@ def test_smoke_run_writes_results_with_provenance_and_verdicts(stem, tmp_path):
         assert entry["verdict"] == "not attempted" or measured, entry["id"]
         assert redecide(entry)["verdict"] == entry["verdict"]
     assert list((tmp_path / "figures").glob(f"{stem}_*.png"))
+    # What the report page shows (cell outputs) names no folder of this machine: not the checkout, not the venv.
+    cells = json.loads((tmp_path / "build" / f"{stem}.ipynb").read_text())["cells"]
+    shown = json.dumps([cell.get("outputs", []) for cell in cells])
+    assert str(ROOT) not in shown and sys.prefix not in shown, "an output names a folder of this machine"
     # The result schema of the committed reference run: the same claims and tables, each claim naming the library
     # functions that measured it (the report links them).
     committed = json.loads((ROOT / "results" / f"{stem}.json").read_text())

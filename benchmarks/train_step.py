@@ -1,0 +1,298 @@
+"""Training-step throughput of every notebook's main training loop in the cpu profile, on one thread: the table of
+the README's performance section, by which every speed change is judged.
+
+    python benchmarks/train_step.py [--steps N] [--warmup 3] [--only 01-adatape 03-sudoku ...]
+
+The runs are the pipelines' own. Each notebook is executed from its .ipynb as `make reproduce` runs it (cpu profile,
+results and figures into a temporary folder, its printed output swallowed) until it calls `repro.train.train` for
+the run an entry names (`ENTRIES`: the run's progress-bar label), so model, loss, batch stream and training config
+are exactly what the notebook trains. The runs before it train one step each, so the notebook gets there in seconds;
+it stops after its last entry.
+
+A row of the markdown table:
+- steps/s and ms/step: `repro.train.train`'s step (batch, loss, backward, clipping, fused AdamW, schedule), averaged
+  over the timed steps (each entry's own count, or `--steps`) after `--warmup` untimed ones, at the steps the run
+  itself would take them;
+- data / forward / backward / optimizer: the shares of the step spent drawing and moving the batch, computing the
+  loss (and its finiteness check), in backward, and clipping plus the optimizer and schedule steps;
+- GFLOP/step and GFLOP/s: the matrix products of those same steps, forward and backward (`repro.cost.count_flops`),
+  counted on a replay from the state the timed steps started from, so an adaptive model is charged for the
+  iterations it ran; over the timed seconds;
+- ceiling GFLOP/s and % of ceiling: the fp32 matmul rate at `CEILING_SHAPE` on one thread, measured just before
+  the run's steps (it moves with whatever else the machine runs: 105-220 GFLOP/s on a shared two-core machine), and
+  the run's rate as a share of it;
+- ATen ops/step: the operators that reach a kernel per step, forward and backward (counted on the replay below
+  autograd, so a composite op counts as its parts): at tens of microseconds each, the small models' time is set by
+  how many ops they dispatch rather than by their FLOPs.
+
+The looped models' progressive loss draws its iteration counts per step, so their rows average over the draws of
+the timed steps: the same draws on every run of the benchmark (the training seed is the run's), different ones for
+another `--steps`. A benchmark, never part of the tests.
+"""
+
+import argparse
+import copy
+import inspect
+import io
+import sys
+import tempfile
+import time
+import types
+from contextlib import ExitStack, chdir, redirect_stdout
+from dataclasses import dataclass, replace
+from unittest import mock
+
+import matplotlib
+
+matplotlib.use("Agg")  # the notebooks draw figures; nothing shows them here
+
+import nbformat  # noqa: E402 - after the backend is chosen
+import torch  # noqa: E402
+from torch import nn  # noqa: E402
+from torch.utils._python_dispatch import TorchDispatchMode  # noqa: E402
+
+import repro.train  # noqa: E402
+from repro.cost import count_flops, time_forward  # noqa: E402
+from repro.nn import count_parameters  # noqa: E402
+from repro.reproduce import NOTEBOOKS, check_parameters  # noqa: E402
+from repro.seeding import derive, rng, torch_seed  # noqa: E402
+from repro.train import adamw, learning_rate_factor, to_device  # noqa: E402
+
+CPU = torch.device("cpu")
+PROFILE = "cpu"
+PHASES = ("data", "forward", "backward", "optimizer")
+CEILING_SHAPE = (2048, 384, 1536)
+"""(m, k, n) of the fp32 matmul whose rate is the ceiling: MiniLM's feed-forward product over a batch of 16
+sequences of 128 tokens, the largest product the cpu profile runs."""
+
+
+@dataclass(frozen=True)
+class Entry:
+    notebook: str
+    run: str
+    """The description `repro.train.train` gets for the run timed (its progress-bar label)."""
+    steps: int = 40
+    """Timed steps: a few seconds of the small models' steps, fewer of the costly ones (each is also replayed)."""
+
+
+LOOPED_RUN = "recall standard, outer norm on seed 0"
+"""The looped configuration timed in 02-04: recall with outer norm, the one the framework calls stable."""
+ENTRIES = {
+    "01-ut": Entry("01_parity", "adatape Universal Transformer (ACT) seed 0"),
+    "01-adatape": Entry("01_parity", "adatape AdaTape (input bank) seed 0"),
+    "02-prefix-sums": Entry("02_prefix_sums", LOOPED_RUN),
+    "03-sudoku": Entry("03_sudoku", LOOPED_RUN),
+    "04-chess": Entry("04_chess", LOOPED_RUN),
+    "05-glue-minilm": Entry("05_glue", "pretrained SST-2 seed 0 vanilla", steps=10),
+    "05-glue-minilm-fpsa": Entry("05_glue", "pretrained SST-2 seed 0 FPSA", steps=5),
+    "06-squad": Entry("06_squad", "seed 0 vanilla", steps=10),
+    "06-squad-fpsa": Entry("06_squad", "seed 0 FPSA", steps=5),
+    "07-vit": Entry("07_image_classification", "cifar10 ViT seed 0", steps=20),
+    "07-self-vit": Entry("07_image_classification", "cifar10 SELF-ViT seed 0", steps=10),
+    "07-adatape": Entry("07_image_classification", "cifar10 AdaTape (input bank) seed 0", steps=20),
+    "08-restoration": Entry("08_image_restoration", "denoise vanilla seed 0"),
+    "08-restoration-fpsa": Entry("08_image_restoration", "denoise FPSA seed 0"),
+    "09-vqa": Entry("09_vqa_retrieval", "easy-VQA vanilla seed 0"),
+    "09-vqa-fpsa": Entry("09_vqa_retrieval", "easy-VQA FPSA seed 0"),
+}
+"""Name -> the notebook and the run of its main training loop that the row times (seed 0, first task or dataset);
+the SELF notebooks' FPSA arm beside their vanilla one."""
+
+
+def positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
+
+
+def matmul_ceiling(repeats: int = 10) -> float:
+    """GFLOP/s of an fp32 matmul at `CEILING_SHAPE` (median of `repeats`)."""
+    m, k, n = CEILING_SHAPE
+    generator = rng("matmul-ceiling")
+    a, b, out = torch.randn(m, k, generator=generator), torch.randn(k, n, generator=generator), torch.empty(m, n)
+    return 2 * m * k * n / time_forward(lambda: torch.mm(a, b, out=out), CPU, repeats, warmup=2).median / 1e9
+
+
+class OpCounter(TorchDispatchMode):
+    """Counts the ATen operators dispatched (forward and backward) while it is active."""
+
+    def __init__(self):
+        super().__init__()
+        self.count = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.count += 1
+        return func(*args, **(kwargs or {}))
+
+
+class Trainer:
+    """The step of `repro.train.train` (on the CPU, where it runs without autocast), timed in its four phases, with
+    its whole state (weights, optimizer, schedule, random state) kept aside and put back for a replay."""
+
+    def __init__(self, model: nn.Module, loss_fn, data, config: repro.train.TrainConfig):
+        self.model, self.loss_fn, self.data, self.config = model, loss_fn, data, config
+        self.optimizer = adamw(model, config, CPU)
+        self.schedule = torch.optim.lr_scheduler.LambdaLR(self.optimizer,
+                                                          lambda step: learning_rate_factor(step, config))
+
+    def step(self, step: int) -> list[float]:
+        """Seconds of each of `PHASES`."""
+        started = time.perf_counter()
+        batch = to_device(self.data.batch_at(step), CPU)
+        drawn = time.perf_counter()
+        loss = self.loss_fn(self.model, batch)
+        if not torch.isfinite(loss):
+            raise repro.train.NonFiniteLossError(f"loss became {loss.item()} at step {step} of the benchmark")
+        forward = time.perf_counter()
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        backward = time.perf_counter()
+        nn.utils.clip_grad_norm_(self.model.parameters(), self.config.clip_norm)
+        self.optimizer.step()
+        self.schedule.step()
+        loss.item()
+        return [drawn - started, forward - drawn, backward - forward, time.perf_counter() - backward]
+
+    def state(self) -> dict:
+        return copy.deepcopy({"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                              "schedule": self.schedule.state_dict(), "rng": torch.get_rng_state()})
+
+    def restore(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.schedule.load_state_dict(state["schedule"])
+        torch.set_rng_state(state["rng"])
+
+
+def measure(model: nn.Module, loss_fn, data, config, device: torch.device, steps: int, warmup: int) -> dict:
+    """Time `steps` training steps after `warmup` ones, then replay them from the same state to count their FLOPs
+    and ATen ops; the model is left in its initial state."""
+    if device != CPU:
+        raise ValueError(f"the cpu profile trains on the CPU, this run is on {device}")
+    torch.set_num_threads(1)
+    ceiling = matmul_ceiling()
+    initial = copy.deepcopy(model.state_dict())
+    timed = range(warmup, warmup + steps)
+    with torch_seed(derive("train", config.seed)):
+        trainer = Trainer(model.train(), loss_fn, data, config)
+        for step in range(warmup):
+            trainer.step(step)
+        before = trainer.state()
+        seconds = torch.tensor([trainer.step(step) for step in timed]).sum(dim=0)
+        trainer.restore(before)
+        with OpCounter() as ops:
+            flops = count_flops(lambda: [trainer.step(step) for step in timed])
+    model.load_state_dict(initial)
+    return {"parameters": count_parameters(model), "ceiling": ceiling, "steps": steps,
+            "seconds": seconds.sum().item(),
+            "phases": dict(zip(PHASES, (seconds / seconds.sum()).tolist())), "flops": flops, "ops": ops.count}
+
+
+class NotebookDone(Exception):
+    """Raised by the training hook once a notebook's last entry is measured: the rest of the notebook is not run."""
+
+
+def measure_notebook(stem: str, runs: dict[str, tuple[str, int]], warmup: int) -> dict[str, dict]:
+    """Execute notebook `stem` in the cpu profile, measuring each run of `runs` (description -> entry name and timed
+    steps) when the notebook trains it; the other runs train one step. Returns entry name -> `measure`'s row."""
+    original = repro.train.train
+    signature = inspect.signature(original)
+    measured, seen = {}, []
+
+    def hook(*args, **kwargs):
+        call = signature.bind(*args, **kwargs)
+        call.apply_defaults()
+        arguments = call.arguments
+        description = arguments["description"]
+        seen.append(description)
+        if description in runs:
+            name, steps = runs[description]
+            measured[name] = measure(arguments["model"], arguments["loss_fn"], arguments["data"], arguments["config"],
+                                     arguments["device"], steps, warmup)
+            if len(measured) == len(runs):
+                raise NotebookDone
+        arguments["config"] = replace(arguments["config"], steps=1, warmup_steps=0, eval_every=0, checkpoint_every=0,
+                                      progress=False)
+        arguments["checkpoint"] = None
+        return original(**arguments)
+
+    parameters = {"PROFILE": PROFILE, "CHECKPOINT_DIR": ""}
+    module = types.ModuleType(f"notebook_{stem}")  # a real module: dataclasses defined in a cell resolve their types
+    # Every module that imported `train` by name calls the hook instead.
+    holders = [m for m in list(sys.modules.values()) if getattr(m, "train", None) is original]
+    with tempfile.TemporaryDirectory() as scratch, ExitStack() as stack:
+        parameters |= {"RESULTS_DIR": f"{scratch}/results", "FIGURES_DIR": f"{scratch}/figures"}
+        check_parameters(stem, parameters)
+        for holder in holders:
+            stack.enter_context(mock.patch.object(holder, "train", hook))
+        sys.modules[module.__name__] = module  # only this entry: what the notebook imports stays imported
+        stack.callback(sys.modules.pop, module.__name__)
+        stack.enter_context(chdir(NOTEBOOKS))
+        stack.enter_context(redirect_stdout(io.StringIO()))
+        try:
+            for index, cell in enumerate(nbformat.read(NOTEBOOKS / f"{stem}.ipynb", as_version=4).cells):
+                if cell.cell_type == "code":
+                    exec(compile(cell.source, f"{stem}.ipynb cell {index}", "exec"), module.__dict__)
+                    if "parameters" in cell.metadata.get("tags", []):
+                        module.__dict__.update(parameters)
+        except NotebookDone:
+            return measured
+    missing = [description for description, (name, _) in runs.items() if name not in measured]
+    raise ValueError(f"notebook {stem} never trained the run(s) {missing}; its runs were {seen}")
+
+
+def import_pipelines() -> None:
+    """Import every experiment module before the hook is installed, so each one's `train` is found and replaced."""
+    import pkgutil
+
+    import repro.experiments
+    for found in pkgutil.iter_modules(repro.experiments.__path__):
+        __import__(f"repro.experiments.{found.name}")
+
+
+def row(name: str, entry: Entry, result: dict) -> dict[str, str]:
+    steps, rate = result["steps"], result["flops"] / result["seconds"] / 1e9
+    return {"run": name, "notebook: run": f"{entry.notebook}: {entry.run}", "parameters": f"{result['parameters']:,}",
+            "timed steps": str(steps), "steps/s": f"{steps / result['seconds']:.1f}",
+            "ms/step": f"{1e3 * result['seconds'] / steps:.1f}",
+            "GFLOP/step": f"{result['flops'] / steps / 1e9:.3f}", "GFLOP/s": f"{rate:.1f}",
+            "ceiling GFLOP/s": f"{result['ceiling']:.0f}", "% of ceiling": f"{100 * rate / result['ceiling']:.0f}",
+            "ATen ops/step": f"{result['ops'] / steps:,.0f}",
+            **{f"{phase} %": f"{100 * share:.0f}" for phase, share in result["phases"].items()}}
+
+
+def markdown(rows: list[dict[str, str]]) -> str:
+    columns = list(rows[0])
+    lines = ["| " + " | ".join(columns) + " |",
+             "|" + "|".join("---" if column in ("run", "notebook: run") else "---:" for column in columns) + "|"]
+    return "\n".join(lines + ["| " + " | ".join(r[column] for column in columns) + " |" for r in rows])
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", type=positive, help="timed training steps of every run (default: each run's own)")
+    parser.add_argument("--warmup", type=int, default=3, help="untimed training steps before them")
+    parser.add_argument("--only", nargs="+", metavar="NAME", help=f"the runs to time (default: all): {list(ENTRIES)}")
+    args = parser.parse_args(argv)
+    if args.warmup < 0:
+        parser.error(f"--warmup must be >= 0, got {args.warmup}")
+    unknown = sorted(set(args.only or ()) - set(ENTRIES))
+    if unknown:
+        parser.error(f"unknown run(s) {unknown}; valid: {list(ENTRIES)}")
+    names = [name for name in ENTRIES if args.only is None or name in args.only]
+    torch.set_num_threads(1)
+    import_pipelines()
+    results = {}
+    for stem in dict.fromkeys(ENTRIES[name].notebook for name in names):
+        runs = {ENTRIES[name].run: (name, args.steps or ENTRIES[name].steps)
+                for name in names if ENTRIES[name].notebook == stem}
+        results |= measure_notebook(stem, runs, args.warmup)
+    m, k, n = CEILING_SHAPE
+    print(f"training steps, profile {PROFILE}, torch {torch.__version__}, {torch.get_num_threads()} thread; "
+          f"{args.warmup} untimed steps before the timed ones; ceiling: fp32 matmul {m}x{k} @ {k}x{n}")
+    print(markdown([row(name, ENTRIES[name], results[name]) for name in names]))
+
+
+if __name__ == "__main__":
+    main()
