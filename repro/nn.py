@@ -99,12 +99,14 @@ class SharedLabelBias(nn.Module):
         return torch.einsum("hk,kij->hij", self.weight, self.shared)
 
 
-PLAIN_ATTENTION_MAX_TOKENS = {"bias": 512, "key mask": 0}
+PLAIN_ATTENTION_MAX_TOKENS = {"bias": 128, "key mask": 0}
 """The longest key sequence for which `attention` on the CPU takes `plain_attention` instead of
 `scaled_dot_product_attention`, with a bias (with or without a key mask) and with a key mask alone; 0: never.
 Measured by benchmarks/attention_paths.py (forward + backward, batch 32, 4 heads, head width 8 and 16, one thread,
-2026-12-04): with a bias the plain path is 1.1-2.0x faster at every length from 16 to 512 (a tie at 8), so up to the
-longest length measured; with a key mask alone SDPA's fused kernel is faster at every length (1.1-3.5x)."""
+twice on 2026-12-04): with a bias the plain path was 1.1-2.0x faster at 16-96 tokens in both runs (ties at 8 and
+128); beyond 128 the two runs disagree (idle machine: plain 1.1-1.5x faster up to 512; the other core busy: SDPA up to
+1.8x faster at 384-512), so SDPA takes the longer sequences. With a key mask alone SDPA's fused kernel is faster at
+almost every length (up to 3.5x)."""
 
 
 def sdpa_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor | None = None,
