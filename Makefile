@@ -5,6 +5,7 @@ PY          := $(VENV)/bin/python
 PROFILE     ?= auto
 NB          ?=
 JOBS        ?= $(shell nproc 2>/dev/null || echo 1)
+NPROC       ?= 1
 CHESS_TARGET ?= 100000
 CHESS_WORKERS ?= 2
 
@@ -12,7 +13,7 @@ CHESS_WORKERS ?= 2
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
-	@echo "  options: PROFILE=auto|smoke|cpu|gpu|paper  NB=01_parity  JOBS=<cores>  CHESS_TARGET=100000  CHESS_WORKERS=2"
+	@echo "  options: PROFILE=auto|smoke|cpu|gpu|paper  NB=01_parity  JOBS=<cores>  NPROC=<processes per notebook>  CHESS_TARGET=100000  CHESS_WORKERS=2"
 
 setup:  ## create .venv with torch 2.14.1 and the project (editable), register the Jupyter kernel
 	$(PYTHON_BOOT) -m venv $(VENV)
@@ -36,8 +37,8 @@ setup:  ## create .venv with torch 2.14.1 and the project (editable), register t
 	fi
 	@$(PY) -c "import torch, repro; print('setup: .venv ready, torch', torch.__version__, '| CUDA:', torch.cuda.is_available(), '| kernel \"Python (repro)\" registered')"
 
-reproduce:  ## run every notebook (or NB=...) with PROFILE in JOBS lanes, write results/ and figures/, build the report
-	$(PY) -m repro.reproduce --profile $(PROFILE) --jobs $(JOBS) $(if $(NB),--nb $(NB))
+reproduce:  ## run every notebook (or NB=...) with PROFILE in JOBS lanes (NPROC>1: each data-parallel under torchrun), write results/ and figures/, build the report
+	$(if $(filter 1,$(NPROC)),$(PY) -m repro.reproduce --jobs $(JOBS),$(VENV)/bin/torchrun --standalone --nproc-per-node $(NPROC) -m repro.reproduce) --profile $(PROFILE) $(if $(NB),--nb $(NB))
 
 report:  ## rebuild report/index.html from the committed results/ and figures/ in seconds (no training)
 	$(PY) -m repro.reproduce --report-only

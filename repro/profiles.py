@@ -41,14 +41,18 @@ def threads_for(profile: str) -> int:
 
     One thread on the CPU profiles: measured here, two threads in one process were at most 1.3x faster on an idle
     machine and 3-60x slower whenever the other core was busy, so a second notebook takes the second core instead.
-    On an accelerator the host threads only feed the device: all cores."""
-    return (os.cpu_count() or 1) if profile in ACCELERATOR_PROFILES else 1
+    On an accelerator the host threads only feed the device: all cores, shared among the ranks torchrun started on
+    this machine."""
+    if profile not in ACCELERATOR_PROFILES:
+        return 1
+    return max(1, (os.cpu_count() or 1) // int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
 
 
 def device_for(profile: str) -> torch.device:
     """CUDA for the accelerator profiles (under torchrun, each rank's own GPU); `smoke` and `cpu` stay on the CPU so
     their numbers are the same on every machine."""
-    return local_device(torch.device("cuda" if profile in ACCELERATOR_PROFILES and torch.cuda.is_available() else "cpu"))
+    accelerated = profile in ACCELERATOR_PROFILES and torch.cuda.is_available()
+    return local_device(torch.device("cuda" if accelerated else "cpu"))
 
 
 def settings(per_profile: dict, profile: str) -> dict:

@@ -2,6 +2,7 @@
 
     python -m repro.reproduce [--profile auto|smoke|cpu|gpu|paper] [--nb 01_parity ...] [--jobs N] [--exploratory]
     python -m repro.reproduce --report-only
+    torchrun --standalone --nproc-per-node N -m repro.reproduce [--profile ...] [--nb ...]
 
 A reference run (any profile but smoke) writes the committed `results/`, `figures/` and one rendered page per
 notebook under `report/`, then rebuilds `report/index.html`; it refuses to start from a tree with uncommitted changes,
@@ -21,6 +22,14 @@ run resumes where it stopped at the same commit and never from another commit's 
 
 A failing notebook does not stop the others: the terminal shows its cell and error, `build/status.json` records it,
 the report shows it, and the exit code is 1.
+
+Under torchrun (`make reproduce NPROC=N`, or the multi-node command in the README) every rank executes the notebooks one
+after another with papermill, and each notebook's kernel inherits the rank's place from torchrun's environment, so its
+training loops run data-parallel (`repro.train`, `repro.distributed`). papermill runs a notebook in a kernel of its own,
+which the ranks cannot share, so each rank runs its own copy of the notebook, the copies kept in step by their training
+loops' collectives; the notebook stays the unit of execution, with its executed copy and its page. Rank 0 streams its
+output to the terminal, writes the results, figures and checkpoints, renders the pages and builds the report; rank r
+keeps its executed copies and logs under `build/ranks/<r>/`.
 """
 
 import argparse
@@ -36,7 +45,7 @@ from pathlib import Path
 import papermill
 from papermill.exceptions import PapermillExecutionError
 
-from repro import ROOT
+from repro import ROOT, distributed
 from repro.config import choice
 from repro.data.files import write_atomically
 from repro.profiles import PROFILES, resolve
@@ -96,10 +105,10 @@ def failure_text(stem: str, error: Exception, executed: Path) -> str:
     return f"{stem} failed before or outside its cells: {type(error).__name__}: {error}"
 
 
-def run_notebook(stem: str, profile: str, output_dir: Path, parameters: dict, pages_dir: Path,
+def run_notebook(stem: str, profile: str, output_dir: Path, parameters: dict, pages_dir: Path | None,
                  log: Path | None = None) -> dict:
-    """Execute one notebook and render its page into `pages_dir`; its status, wall time and error. Its printed
-    output streams to the terminal, or into `log` when given."""
+    """Execute one notebook and render its page into `pages_dir` (None: no page); its status, wall time and error. Its
+    printed output streams to the terminal, or into `log` when given."""
     started = time.time()
     print(f"[reproduce] {stem} (profile {profile}) ..." + (f" output in {log}" if log else ""), flush=True)
     executed = output_dir / f"{stem}.ipynb"
@@ -110,7 +119,8 @@ def run_notebook(stem: str, profile: str, output_dir: Path, parameters: dict, pa
             log.parent.mkdir(parents=True, exist_ok=True)
             with open(log, "w") as output:
                 execute(stem, output_dir, {"PROFILE": profile, **parameters}, output=output)
-        render(executed, pages_dir / f"{stem}.html")
+        if pages_dir is not None:
+            render(executed, pages_dir / f"{stem}.html")
         status = {"ok": True, "error": None}
     except Exception as error:  # noqa: BLE001 - any failure is recorded and the next notebook runs
         status = {"ok": False, "error": failure_text(stem, error, executed)[-3000:]}
@@ -141,12 +151,24 @@ def from_root(path: Path) -> str:
 def run_study(stems: list[str], profile: str, output_dir: Path, parameters: dict, pages_dir: Path, jobs: int = 1,
               checkpoints: Path | None = None) -> dict:
     """Execute each notebook in `jobs` lanes and render its page into `pages_dir`: {stem: status} in `stems` order.
-    With `checkpoints`, each notebook gets its own checkpoint folder under it."""
+    With `checkpoints`, each notebook gets its own checkpoint folder under it. Under torchrun (one lane) rank 0 does
+    that, and every other rank executes the same notebooks into `output_dir/ranks/<rank>/`, with no pages."""
+    rank = distributed.rank()
+
     def arguments(stem):
         own = {"CHECKPOINT_DIR": from_root(checkpoints / stem)} if checkpoints is not None else {}
+        if rank > 0:
+            folder = output_dir / "ranks" / str(rank)
+            return stem, profile, folder, {**own, **parameters}, None, folder / "logs" / f"{stem}.log"
         log = output_dir / "logs" / f"{stem}.log" if jobs > 1 else None
         return stem, profile, output_dir, {**own, **parameters}, pages_dir, log
 
+    if distributed.launched():
+        status = {}
+        for stem in stems:
+            os.environ[distributed.GROUP_ENV] = stem  # the kernel inherits it; `repro.distributed.GROUP_ENV` says why
+            status[stem] = run_notebook(*arguments(stem))
+        return status
     if jobs == 1:
         return {stem: run_notebook(*arguments(stem)) for stem in stems}
     order = longest_first(stems, ROOT / str(parameters.get("RESULTS_DIR", "results")))
@@ -209,8 +231,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--nb", nargs="*", default=None, help="notebook stems (default: all numbered notebooks)")
     parser.add_argument("--param", action="append", type=parse_parameter, default=[],
                         help="KEY=VALUE passed to every study notebook (repeatable)")
-    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
-                        help="parallel one-thread notebook processes (default: the core count)")
+    parser.add_argument("--jobs", type=int, default=None,
+                        help="parallel one-thread notebook processes (default: the core count; 1 under torchrun)")
     parser.add_argument("--exploratory", action="store_true",
                         help="run from any tree; write results, figures and report under <build>/exploratory/")
     parser.add_argument("--build", type=Path, default=ROOT / "build")
@@ -218,8 +240,13 @@ def main(argv: list[str] | None = None) -> int:
                         help="default: report/ for a reference run, <build>/smoke/report for a smoke run")
     parser.add_argument("--report-only", action="store_true", help="rebuild the report from results/ and figures/")
     args = parser.parse_args(argv)
+    if args.jobs is None:
+        args.jobs = 1 if distributed.launched() else os.cpu_count() or 1
     if args.jobs < 1:
         parser.error(f"--jobs must be at least 1, got {args.jobs}")
+    if distributed.launched() and args.jobs > 1:
+        parser.error(f"under torchrun every rank runs the notebooks one after another, each notebook on all "
+                     f"{distributed.world_size()} processes: --jobs must be 1, got {args.jobs}")
     status_file = args.build / "status.json"
     ok, sources, report_parameters = True, {}, {}
     report_dir = args.report_dir or REPORT_DIR
@@ -235,9 +262,11 @@ def main(argv: list[str] | None = None) -> int:
         reference = profile != "smoke" and not args.exploratory
         checkpoints = args.build / "checkpoints" / profile / git_state()[0] if reference else None
         status = run_study(stems, profile, args.build, parameters, report_dir, min(args.jobs, len(stems)), checkpoints)
+        ok = all(entry["ok"] for entry in status.values())
+        if not distributed.is_main():  # rank 0 records the run and builds the report
+            return 0 if ok else 1
         args.build.mkdir(parents=True, exist_ok=True)
         write_atomically(status_file, (json.dumps(status, indent=2) + "\n").encode())
-        ok = all(entry["ok"] for entry in status.values())
         report_parameters["STATUS_FILE"] = str(status_file)
     build_report(args.build, report_dir, {**report_parameters, **sources})
     return 0 if ok else 1

@@ -92,7 +92,7 @@ class Run:
             "python": platform.python_version(),
             "seeds": seeds, "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
-        if distributed.launched():  # data-parallel: the step is the one-process step only to rounding (see there)
+        if distributed.launched():  # data-parallel: how far that matches one process, repro/distributed.py says
             self.provenance["processes"] = distributed.world_size()
         self.claims: list[dict] = []
         self.tables: dict[str, list[dict]] = {}

@@ -10,7 +10,9 @@ when they are created: a misspelled key, a missing one, a wrong type or a non-po
 not forty minutes into a run.
 """
 
+import linecache
 import re
+import sys
 import time
 import types
 import typing
@@ -119,6 +121,22 @@ class Settings:
         return made
 
 
+_format_warning = warnings.formatwarning
+
+
+def format_warning(message, category, filename: str, lineno: int, line: str | None = None) -> str:
+    """Python's warning text, with the file named from the repository root (or from the Python environment, as
+    '<env>/...'), so that a warning the study raises names no folder of this machine on a report page."""
+    if line is None:
+        line = linecache.getline(filename, lineno)
+    path = Path(filename)
+    for base, shown in ((Path(sys.prefix), "<env>/"), (ROOT, "")):  # the environment may lie inside the root
+        if path.is_relative_to(base):
+            filename = shown + str(path.relative_to(base))
+            break
+    return _format_warning(message, category, filename, lineno, line)
+
+
 class Study:
     """One notebook's run: its profile, device, settings, checkpoints, section timings and result file.
 
@@ -140,6 +158,7 @@ class Study:
         # and torch.func.jvp's first call imports decompositions that call the deprecated torch.jit.script.
         warnings.filterwarnings("ignore", message="IProgress not found")
         warnings.filterwarnings("ignore", message=r"`torch\.jit\.script` is deprecated")
+        warnings.formatwarning = format_warning
         self.device = device_for(self.profile)
         torch.set_num_threads(threads_for(self.profile))
         self.stem = stem

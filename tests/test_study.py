@@ -1,12 +1,15 @@
 """The study layer: settings checked on creation, one call to open a notebook's run."""
 
+import sys
 from dataclasses import FrozenInstanceError, dataclass
+from pathlib import Path
 
 import pytest
 import torch
 
+from repro import ROOT
 from repro.profiles import PROFILES
-from repro.study import Settings, Study, bounded
+from repro.study import Settings, Study, bounded, format_warning
 
 
 @dataclass(frozen=True)
@@ -95,3 +98,10 @@ def test_an_unrunnable_profile_says_why(tmp_path):
     with pytest.raises(NotImplementedError, match="profile 'smoke' of 01_parity is documented, not runnable here: big"):
         Study("01_parity", "smoke", Toy.per_profile(**every_profile(**GOOD)), tmp_path, tmp_path,
               unrunnable={"smoke": "big"})
+
+
+def test_a_warning_names_its_file_from_the_repository_root_or_the_environment():
+    ours = format_warning("slow", RuntimeWarning, str(ROOT / "repro" / "nn.py"), 1)
+    theirs = format_warning("old", FutureWarning, str(Path(sys.prefix) / "lib" / "x.py"), 3, "pass")
+    assert ours.startswith("repro/nn.py:1: RuntimeWarning: slow") and str(ROOT) not in ours
+    assert theirs.startswith("<env>/lib/x.py:3: FutureWarning: old") and sys.prefix not in theirs
