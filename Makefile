@@ -9,7 +9,7 @@ NPROC       ?= 1
 CHESS_TARGET ?= 100000
 CHESS_WORKERS ?= 2
 
-.PHONY: help setup reproduce report test bench notebooks scripts mine-chess sudoku-sets data-manifest clean
+.PHONY: help setup reproduce gpu-check report test bench notebooks scripts mine-chess sudoku-sets data-manifest clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -39,6 +39,9 @@ setup:  ## create .venv with torch 2.14.1 and the project (editable), register t
 
 reproduce:  ## run every notebook (or NB=...) with PROFILE in JOBS lanes (NPROC>1: each data-parallel under torchrun), write results/ and figures/, build the report
 	$(if $(filter 1,$(NPROC)),$(PY) -m repro.reproduce --jobs $(JOBS),$(VENV)/bin/torchrun --standalone --nproc-per-node $(NPROC) -m repro.reproduce) --profile $(PROFILE) $(if $(NB),--nb $(NB))
+
+gpu-check:  ## on CUDA: time 50 steps of every (or NB=...) notebook's gpu training loops, project each one's time, run those that fit 8 min into build/gpu-check/
+	$(PY) -m repro.gpu_check $(if $(NB),--nb $(NB))
 
 report:  ## rebuild report/index.html from the committed results/ and figures/ in seconds (no training)
 	$(PY) -m repro.reproduce --report-only

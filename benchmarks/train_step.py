@@ -32,31 +32,19 @@ another `--steps`. A benchmark, never part of the tests.
 
 import argparse
 import copy
-import inspect
-import io
-import sys
-import tempfile
 import time
-import types
-from contextlib import ExitStack, chdir, redirect_stdout
 from dataclasses import dataclass, replace
-from unittest import mock
 
-import matplotlib
+import torch
+from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
 
-matplotlib.use("Agg")  # the notebooks draw figures; nothing shows them here
-
-import nbformat  # noqa: E402 - after the backend is chosen
-import torch  # noqa: E402
-from torch import nn  # noqa: E402
-from torch.utils._python_dispatch import TorchDispatchMode  # noqa: E402
-
-import repro.train  # noqa: E402
-from repro.cost import count_flops, time_forward  # noqa: E402
-from repro.nn import count_parameters  # noqa: E402
-from repro.reproduce import NOTEBOOKS, check_parameters  # noqa: E402
-from repro.seeding import derive, rng, torch_seed  # noqa: E402
-from repro.train import adamw, learning_rate_factor, to_device  # noqa: E402
+import repro.train
+from repro.cost import count_flops, time_forward
+from repro.intercept import execute_intercepted
+from repro.nn import count_parameters
+from repro.seeding import derive, rng, torch_seed
+from repro.train import adamw, learning_rate_factor, to_device
 
 CPU = torch.device("cpu")
 PROFILE = "cpu"
@@ -196,14 +184,9 @@ class NotebookDone(Exception):
 def measure_notebook(stem: str, runs: dict[str, tuple[str, int]], warmup: int) -> dict[str, dict]:
     """Execute notebook `stem` in the cpu profile, measuring each run of `runs` (description -> entry name and timed
     steps) when the notebook trains it; the other runs train one step. Returns entry name -> `measure`'s row."""
-    original = repro.train.train
-    signature = inspect.signature(original)
     measured, seen = {}, []
 
-    def hook(*args, **kwargs):
-        call = signature.bind(*args, **kwargs)
-        call.apply_defaults()
-        arguments = call.arguments
+    def hook(train, arguments):
         description = arguments["description"]
         seen.append(description)
         if description in runs:
@@ -215,40 +198,14 @@ def measure_notebook(stem: str, runs: dict[str, tuple[str, int]], warmup: int) -
         arguments["config"] = replace(arguments["config"], steps=1, warmup_steps=0, eval_every=0, checkpoint_every=0,
                                       progress=False)
         arguments["checkpoint"] = None
-        return original(**arguments)
+        return train(**arguments)
 
-    parameters = {"PROFILE": PROFILE, "CHECKPOINT_DIR": ""}
-    module = types.ModuleType(f"notebook_{stem}")  # a real module: dataclasses defined in a cell resolve their types
-    # Every module that imported `train` by name calls the hook instead.
-    holders = [m for m in list(sys.modules.values()) if getattr(m, "train", None) is original]
-    with tempfile.TemporaryDirectory() as scratch, ExitStack() as stack:
-        parameters |= {"RESULTS_DIR": f"{scratch}/results", "FIGURES_DIR": f"{scratch}/figures"}
-        check_parameters(stem, parameters)
-        for holder in holders:
-            stack.enter_context(mock.patch.object(holder, "train", hook))
-        sys.modules[module.__name__] = module  # only this entry: what the notebook imports stays imported
-        stack.callback(sys.modules.pop, module.__name__)
-        stack.enter_context(chdir(NOTEBOOKS))
-        stack.enter_context(redirect_stdout(io.StringIO()))
-        try:
-            for index, cell in enumerate(nbformat.read(NOTEBOOKS / f"{stem}.ipynb", as_version=4).cells):
-                if cell.cell_type == "code":
-                    exec(compile(cell.source, f"{stem}.ipynb cell {index}", "exec"), module.__dict__)
-                    if "parameters" in cell.metadata.get("tags", []):
-                        module.__dict__.update(parameters)
-        except NotebookDone:
-            return measured
+    try:
+        execute_intercepted(stem, PROFILE, hook)
+    except NotebookDone:
+        return measured
     missing = [description for description, (name, _) in runs.items() if name not in measured]
     raise ValueError(f"notebook {stem} never trained the run(s) {missing}; its runs were {seen}")
-
-
-def import_pipelines() -> None:
-    """Import every experiment module before the hook is installed, so each one's `train` is found and replaced."""
-    import pkgutil
-
-    import repro.experiments
-    for found in pkgutil.iter_modules(repro.experiments.__path__):
-        __import__(f"repro.experiments.{found.name}")
 
 
 def row(name: str, entry: Entry, result: dict) -> dict[str, str]:
@@ -282,7 +239,6 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(f"unknown run(s) {unknown}; valid: {list(ENTRIES)}")
     names = [name for name in ENTRIES if args.only is None or name in args.only]
     torch.set_num_threads(1)
-    import_pipelines()
     results = {}
     for stem in dict.fromkeys(ENTRIES[name].notebook for name in names):
         runs = {ENTRIES[name].run: (name, args.steps or ENTRIES[name].steps)
