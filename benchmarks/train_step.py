@@ -23,7 +23,10 @@ A row of the markdown table:
   the run's rate as a share of it;
 - ATen ops/step: the operators that reach a kernel per step, forward and backward (counted on the replay below
   autograd, so a composite op counts as its parts): at tens of microseconds each, the small models' time is set by
-  how many ops they dispatch rather than by their FLOPs.
+  how many ops they dispatch rather than by their FLOPs;
+- host reads/step: those of the ops that make the host wait for the device (`reads_the_device`: scalar reads such as
+  `.item()` or `bool()` of a tensor, boolean-mask indexing, `nonzero`), each a synchronisation on an accelerator; the
+  training loop's own are its loss read and its finiteness check, 2 a step.
 
 The looped models' progressive loss draws its iteration counts per step, so their rows average over the draws of
 the timed steps: the same draws on every run of the benchmark (the training seed is the run's), different ones for
@@ -102,15 +105,33 @@ def matmul_ceiling(repeats: int = 10) -> float:
     return 2 * m * k * n / time_forward(lambda: torch.mm(a, b, out=out), CPU, repeats, warmup=2).median / 1e9
 
 
+HOST_READS = {torch.ops.aten._local_scalar_dense.default, torch.ops.aten.nonzero.default,
+              torch.ops.aten.masked_select.default}
+"""Operators that make the host wait for a value the device computed: a scalar read (`.item()`, `bool()`, `int()` of
+a tensor, an `if` on one) and the ops whose output size depends on the data."""
+
+
+def reads_the_device(func, args) -> bool:
+    """Whether `func(*args)` waits for the device: one of `HOST_READS`, or indexing with a boolean mask (its output
+    size is the mask's count)."""
+    if func in HOST_READS:
+        return True
+    return func is torch.ops.aten.index.Tensor and any(
+        index is not None and index.dtype in (torch.bool, torch.uint8) for index in args[1])
+
+
 class OpCounter(TorchDispatchMode):
-    """Counts the ATen operators dispatched (forward and backward) while it is active."""
+    """Counts the ATen operators dispatched (forward and backward) while it is active, and among them the host reads
+    (`reads_the_device`): on an accelerator each is a synchronisation that stalls the queue of kernels. A `.tolist()`
+    or `.numpy()` of a CPU tensor dispatches nothing and is not seen (on CUDA it is a copy to the host, which is)."""
 
     def __init__(self):
         super().__init__()
-        self.count = 0
+        self.count = self.host_reads = 0
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         self.count += 1
+        self.host_reads += reads_the_device(func, args)
         return func(*args, **(kwargs or {}))
 
 
@@ -174,7 +195,8 @@ def measure(model: nn.Module, loss_fn, data, config, device: torch.device, steps
     model.load_state_dict(initial)
     return {"parameters": count_parameters(model), "ceiling": ceiling, "steps": steps,
             "seconds": seconds.sum().item(),
-            "phases": dict(zip(PHASES, (seconds / seconds.sum()).tolist())), "flops": flops, "ops": ops.count}
+            "phases": dict(zip(PHASES, (seconds / seconds.sum()).tolist())), "flops": flops, "ops": ops.count,
+            "host_reads": ops.host_reads}
 
 
 class NotebookDone(Exception):
@@ -215,7 +237,7 @@ def row(name: str, entry: Entry, result: dict) -> dict[str, str]:
             "ms/step": f"{1e3 * result['seconds'] / steps:.1f}",
             "GFLOP/step": f"{result['flops'] / steps / 1e9:.3f}", "GFLOP/s": f"{rate:.1f}",
             "ceiling GFLOP/s": f"{result['ceiling']:.0f}", "% of ceiling": f"{100 * rate / result['ceiling']:.0f}",
-            "ATen ops/step": f"{result['ops'] / steps:,.0f}",
+            "ATen ops/step": f"{result['ops'] / steps:,.0f}", "host reads/step": f"{result['host_reads'] / steps:,.1f}",
             **{f"{phase} %": f"{100 * share:.0f}" for phase, share in result["phases"].items()}}
 
 
