@@ -67,8 +67,17 @@ def evaluate(model):
 def rank_run(output: Path) -> None:
     """One rank's run: train with a checkpoint, then save what this rank ended with."""
     model, stream = pieces()
+    shares, shard = [], distributed.shard  # the rows each step trained on, so the test sees the batch was split
+
+    def recorded_shard(batch):
+        share = shard(batch)
+        shares.append(len(share[0]))
+        return share
+
+    distributed.shard = recorded_shard
     result = train(model, LOSS, stream, CONFIG, evaluate, checkpoint=output / "run.pt")
-    torch.save({"history": result.history, "model": model.state_dict()}, output / f"rank{distributed.rank()}.pt")
+    torch.save({"history": result.history, "model": model.state_dict(), "shares": shares},
+               output / f"rank{distributed.rank()}.pt")
 
 
 def test_two_processes_take_the_steps_of_one_on_the_same_global_batches(tmp_path):
@@ -80,9 +89,14 @@ def test_two_processes_take_the_steps_of_one_on_the_same_global_batches(tmp_path
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=environment, cwd=ROOT)
     alone, stream = pieces()
     reference = train(alone, LOSS, stream, CONFIG, evaluate)
-    log, _ = ranks.communicate(timeout=120)
+    try:
+        log, _ = ranks.communicate(timeout=120)
+    finally:
+        ranks.kill()  # a no-op once it ended; after a timeout, no rank is left running
     assert ranks.returncode == 0, log
     runs = [torch.load(tmp_path / f"rank{rank}.pt", weights_only=False) for rank in range(PROCESSES)]
+    # Each rank trained every step on its own half of the global batch, not on the whole of it.
+    assert all(run["shares"] == [stream.batch_size // PROCESSES] * CONFIG.steps for run in runs)
 
     for name, tensor in alone.state_dict().items():
         assert torch.equal(runs[0]["model"][name], runs[1]["model"][name]), name  # the ranks stay in step

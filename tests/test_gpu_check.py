@@ -8,7 +8,9 @@ import pytest
 import torch
 
 from repro import ROOT
-from repro.gpu_check import TimedCall, evaluations, main, reason_not_run
+import repro.gpu_check as gpu_check
+from repro.gpu_check import TimedCall, evaluations, main, reason_not_run, time_call
+from repro.train import TrainConfig
 
 FAST = "08_image_restoration"  # the quickest smoke run that needs no shared data
 TIMED = 2  # fewer than its smoke runs' steps, so the rest of every call is projected
@@ -71,3 +73,31 @@ def test_the_gpu_profile_without_cuda_stops_at_once_and_names_the_cpu_way(tmp_pa
     with pytest.raises(SystemExit, match=r"needs CUDA.*--profile smoke"):
         main(["--nb", FAST, "--out", str(tmp_path)])
     assert not tmp_path.joinpath("gpu_check.json").exists()
+
+
+def test_the_step_rate_leaves_out_the_warm_up_steps_and_the_evaluations(monkeypatch):
+    """A stand-in for `repro.train.train` on a fake clock: 3 slow warm-up steps (10 s), then 1 s steps, and an
+    evaluation of 5 s every 4 steps and at the last; the rate must be the 1 s of a plain step."""
+    now = [0.0]
+    monkeypatch.setattr(gpu_check.time, "perf_counter", lambda: now[0])
+
+    def fake_train(model, loss_fn, data, config, evaluate, device, checkpoint, description):
+        for step in range(config.steps):
+            loss_fn(model, None)
+            now[0] += 10.0 if step < gpu_check.WARMUP_STEPS else 1.0
+            if (step + 1) % config.eval_every == 0 or step + 1 == config.steps:
+                evaluate(model)
+
+    def slow_evaluation(model):
+        now[0] += 5.0
+        return {}
+
+    calls = []
+    arguments = {"model": None, "loss_fn": lambda model, batch: None, "data": None, "device": "cpu",
+                 "config": TrainConfig(steps=100, warmup_steps=10, eval_every=4), "evaluate": slow_evaluation,
+                 "checkpoint": "ignored.pt", "description": "fake"}
+    time_call(fake_train, arguments, 10, calls)
+    [call] = calls
+    assert (call.steps, call.timed_steps, call.evaluations) == (100, 10, 25)
+    assert call.seconds_per_step == pytest.approx(1.0) and call.timed_evaluations == [5.0, 5.0, 5.0]
+    assert call.seconds_left() == pytest.approx(90 * 1.0 + 22 * 5.0)  # the steps and evaluations the full call adds
