@@ -297,6 +297,4 @@ study.claim(
 study.wall_table("wall_seconds")
 
 # %%
-path = study.write()
-display(Markdown(f"Wrote `{path.name}`: {study.run.provenance['wall_seconds']:.0f} s of wall time on "
-                 f"{study.run.provenance['device']}."))
+study.write()

@@ -529,4 +529,14 @@ DEVIATIONS: dict[str, Deviation] = {
         "depth, and classifies the average of the tokens' ACT-weighted outputs (no class token).",
         "The prior's target depth is a hyperparameter tuned on ImageNet; every model of the comparison shares the "
         "global-average-pooling classifier."),
+    # Data-parallel training under torchrun (repro/distributed.py)
+    "ddp-approximations": Deviation(
+        "all",
+        "Under torchrun with several processes, three things differ from one process on the same global batch: a "
+        "per-element random draw (dropout masks) repeats the same pattern on every rank's share; BatchNorm statistics "
+        "are each share's, not the global batch's; a contrastive loss sees only its own share's negatives (and a mean "
+        "over a varying number of labelled tokens weighs each share by its own count).",
+        "Every rank trains under the same random stream so that per-batch draws (the progressive loss's iteration "
+        "counts) are the one-process draws; synchronised BatchNorm and gathered negatives would add collectives to "
+        "every step. None of this applies to the committed cpu and gpu results, which ran in one process."),
 }

@@ -12,11 +12,12 @@ tests/test_distributed.py). Two kinds of loss are only approximated that way, as
 over a varying number of labelled tokens (`repro.losses.token_loss`) weighs each share by its own count, and a
 contrastive loss sees only its own share's negatives. Every rank trains under the same random stream, so a draw made
 once per batch (the progressive loss's iteration counts) is the one-process draw; a draw per element (dropout) repeats
-the same pattern on every share.
+the same pattern on every share, and BatchNorm normalises each share by its own statistics.
 """
 
 import atexit
 import os
+from datetime import timedelta
 
 import torch
 import torch.distributed as dist
@@ -27,6 +28,11 @@ GROUP_ENV = "REPRO_PROCESS_GROUP"
 """A name for this process's group on torchrun's store. One torchrun launch of `repro.reproduce` runs the notebooks'
 kernels one after another on each rank, each kernel with a process group of its own; without a name per kernel the keys
 of the previous groups linger on the store and a later rendezvous hangs (measured: the third one did)."""
+
+TIMEOUT_ENV = "REPRO_COLLECTIVE_TIMEOUT_S"
+"""Seconds a rank waits at a collective before it fails (default 1,800, torch's gloo default). A rank whose notebook
+failed on its own leaves the others waiting there, so a launch that would rather fail early sets it lower; it must
+stay above rank 0's longest evaluation, which the other ranks wait through."""
 
 
 def world_size() -> int:
@@ -64,7 +70,11 @@ def start(device: torch.device) -> None:
     store, this_rank, size = next(dist.rendezvous("env://"))
     if os.environ.get(GROUP_ENV):
         store = dist.PrefixStore(os.environ[GROUP_ENV], store)
-    dist.init_process_group("nccl" if device.type == "cuda" else "gloo", store=store, rank=this_rank, world_size=size)
+    timeout = timedelta(seconds=float(os.environ.get(TIMEOUT_ENV, "1800")))
+    if timeout.total_seconds() <= 0:
+        raise ValueError(f"{TIMEOUT_ENV} must be a positive number of seconds, got {os.environ[TIMEOUT_ENV]!r}")
+    dist.init_process_group("nccl" if device.type == "cuda" else "gloo", store=store, rank=this_rank, world_size=size,
+                            timeout=timeout)
     atexit.register(dist.destroy_process_group)
 
 
@@ -110,6 +120,8 @@ class LossOf(nn.Module):
         return self.loss_fn(self.model, batch)
 
 
+# DEVIATION: [ddp-approximations] dropout masks repeat over the shares, BatchNorm normalises each share, contrastive
+# negatives are the share's own.
 def data_parallel(model: nn.Module, loss_fn, device: torch.device) -> DistributedDataParallel:
     """`batch -> loss` on this rank's share, whose backward all-reduces the gradients into `model`'s parameters.
 

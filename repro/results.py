@@ -134,11 +134,11 @@ class Run:
         return path
 
     def write(self) -> Path:
-        """Under torchrun only rank 0 writes."""
+        """Under torchrun only rank 0 writes; every rank records its wall time, so code after it runs on every rank."""
         path = self.results_dir / f"{self.stem}.json"
+        self.provenance["wall_seconds"] = round(time.time() - self.started, 1)
         if not distributed.is_main():
             return path
-        self.provenance["wall_seconds"] = round(time.time() - self.started, 1)
         self.results_dir.mkdir(parents=True, exist_ok=True)
         self.provenance["claims_hash"] = claims_hash(self.claims)
         # Taken last, so every module the notebook imported and every data file it read is in: the report hashes them

@@ -213,5 +213,9 @@ class Study:
         display(Markdown(summary(entry)))
         return entry
 
-    def write(self) -> Path:
-        return self.run.write()
+    def write(self) -> None:
+        """Write the result file and say so: its name, the wall time and the device, never the path of this machine
+        (a cell that ends here shows nothing else)."""
+        path = self.run.write()
+        display(Markdown(f"Wrote `results/{path.name}`: {self.run.provenance['wall_seconds']:.0f} s of wall time on "
+                         f"{self.run.provenance['device']}."))

@@ -135,7 +135,7 @@ def train(model: nn.Module, loss_fn: Callable, data: BatchStream, config: TrainC
             if parallel:  # rank 0 alone reads it, so the other ranks need no shared file system
                 state = distributed.from_main(state)
             if state is not None:
-                step, history, window = restore(state, model, optimizer, schedule)
+                step, history, window = restore(state, model, optimizer, schedule, device)
         step_loss = distributed.data_parallel(model, loss_fn, device) if parallel else functools.partial(loss_fn, model)
         progress = tqdm(total=config.steps, initial=step, desc=description, disable=not (config.progress and main),
                         leave=False, mininterval=10.0)
@@ -161,23 +161,38 @@ def train(model: nn.Module, loss_fn: Callable, data: BatchStream, config: TrainC
             window.append(global_loss.item())
             progress.update()
             if step == config.steps or (config.eval_every and step % config.eval_every == 0):
-                row = evaluation_row(model, evaluate, step, optimizer, window) if main else None
-                history.append(shared_evaluation(row, device) if parallel else row)
+                history.append(shared_evaluation(model, evaluate, step, optimizer, window, device) if parallel
+                               else evaluation_row(model, evaluate, step, optimizer, window))
                 progress.set_postfix(history[-1], refresh=False)
                 window = []
             if main and checkpoint is not None and (step == config.steps or
                                                     (config.checkpoint_every and step % config.checkpoint_every == 0)):
-                save_checkpoint(Path(checkpoint), fingerprint, step, history, window, model, optimizer, schedule)
+                save_checkpoint(Path(checkpoint), fingerprint, step, history, window, model, optimizer, schedule,
+                                device)
         progress.close()
     model.eval()
     return TrainResult(history, time.time() - started)
 
 
-def shared_evaluation(row: dict | None, device: torch.device) -> dict:
+def shared_evaluation(model: nn.Module, evaluate, step: int, optimizer, window: list[float],
+                      device: torch.device) -> dict:
     """Rank 0's evaluation row on every rank, and rank 0's random state with it: an evaluation that drew random numbers
-    moved rank 0's stream alone, and the ranks must go on drawing what one process would."""
+    moved rank 0's stream alone, and the ranks must go on drawing what one process would. An evaluation that fails on
+    rank 0 stops every rank at once with its message, rather than leaving the others waiting at the next collective
+    until the process group's timeout."""
+    row, failure = None, None
+    if distributed.is_main():
+        try:
+            row = evaluation_row(model, evaluate, step, optimizer, window)
+        except Exception as error:  # re-raised below on rank 0 itself, with its traceback
+            failure = error
     states = (torch.get_rng_state(), torch.cuda.get_rng_state(device) if device.type == "cuda" else None)
-    row, (cpu_state, cuda_state) = distributed.from_main((row, states))
+    row, message, (cpu_state, cuda_state) = distributed.from_main(
+        (row, None if failure is None else f"{type(failure).__name__}: {failure}", states))
+    if failure is not None:
+        raise failure
+    if message is not None:
+        raise RuntimeError(f"rank 0's evaluation at step {step} failed ({message}); every rank stops with it")
     torch.set_rng_state(cpu_state)
     if cuda_state is not None:
         torch.cuda.set_rng_state(cuda_state, device)
@@ -340,13 +355,12 @@ def evaluation_row(model: nn.Module, evaluate, step: int, optimizer, window: lis
 
 
 def save_checkpoint(path: Path, fingerprint: dict, step: int, history: list, window: list, model, optimizer,
-                    schedule) -> None:
+                    schedule, device: torch.device) -> None:
     """Written to a temporary file first, so a kill mid-write leaves the previous checkpoint intact."""
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {"fingerprint": fingerprint, "step": step, "history": history, "window": window, "model": model.state_dict(),
              "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(),
-             "rng": torch.get_rng_state(),
-             "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+             "rng": torch.get_rng_state(), "cuda_rng": cuda_random_state(device)}
     temporary = path.with_suffix(path.suffix + ".tmp")
     torch.save(state, temporary)
     temporary.replace(path)
@@ -369,12 +383,23 @@ def read_checkpoint(path: Path, fingerprint: dict, description: str) -> dict | N
     return state
 
 
-def restore(state: dict, model, optimizer, schedule) -> tuple[int, list, list]:
-    """(step, history, loss window) of a checkpoint's `state`, restored into `model`, `optimizer` and `schedule`."""
+def cuda_random_state(device: torch.device) -> torch.Tensor | None:
+    """The random state of the training device alone. Every rank trains under the same stream (`shared_evaluation`
+    keeps it so), so rank 0's device state is every rank's own; the states of the other devices rank 0 can see are
+    ones it never drew from, and restoring those on all ranks would give each rank another stream than it had."""
+    return torch.cuda.get_rng_state(device) if device.type == "cuda" else None
+
+
+def restore(state: dict, model, optimizer, schedule, device: torch.device) -> tuple[int, list, list]:
+    """(step, history, loss window) of a checkpoint's `state`, restored into `model`, `optimizer` and `schedule`, and
+    the random state into this process and its training `device` (on every rank, its own device)."""
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
     schedule.load_state_dict(state["schedule"])
     torch.set_rng_state(state["rng"])
-    if state["cuda_rng"]:
-        torch.cuda.set_rng_state_all(state["cuda_rng"])
+    if device.type == "cuda":
+        if state["cuda_rng"] is None:
+            raise ValueError("the checkpoint was written by a run on the CPU and holds no CUDA random state; resume "
+                             "it on the CPU, or delete it to start afresh on CUDA")
+        torch.cuda.set_rng_state(state["cuda_rng"], device)
     return state["step"], state["history"], state["window"]

@@ -80,19 +80,42 @@ def rank_run(output: Path) -> None:
                output / f"rank{distributed.rank()}.pt")
 
 
-def test_two_processes_take_the_steps_of_one_on_the_same_global_batches(tmp_path):
-    environment = os.environ | {"OMP_NUM_THREADS": "1"}
+def failing_evaluation_run(output: Path) -> None:
+    """One rank's run whose evaluation fails on rank 0: each rank writes down how it stopped."""
+    model, stream = pieces()
+
+    def evaluate(model):
+        raise ArithmeticError("an evaluation that fails")
+
+    try:
+        train(model, LOSS, stream, CONFIG, evaluate)
+    except Exception as error:
+        (output / f"rank{distributed.rank()}.txt").write_text(f"{type(error).__name__}: {error}")
+
+
+def launch(worker: str, output: Path, timeout_s: float = 120) -> subprocess.Popen:
+    """`worker(output)` of this file on each of PROCESSES gloo ranks under torchrun."""
+    environment = os.environ | {"OMP_NUM_THREADS": "1", distributed.TIMEOUT_ENV: str(timeout_s)}
     for variable in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
         environment.pop(variable, None)
-    ranks = subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--standalone",
-                              f"--nproc-per-node={PROCESSES}", __file__, __name__, str(tmp_path)],
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=environment, cwd=ROOT)
-    alone, stream = pieces()
-    reference = train(alone, LOSS, stream, CONFIG, evaluate)
+    return subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--standalone",
+                             f"--nproc-per-node={PROCESSES}", __file__, __name__, worker, str(output)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=environment, cwd=ROOT)
+
+
+def finish(ranks: subprocess.Popen, timeout_s: float = 120) -> str:
     try:
-        log, _ = ranks.communicate(timeout=120)
+        log, _ = ranks.communicate(timeout=timeout_s)
     finally:
         ranks.kill()  # a no-op once it ended; after a timeout, no rank is left running
+    return log
+
+
+def test_two_processes_take_the_steps_of_one_on_the_same_global_batches(tmp_path):
+    ranks = launch("rank_run", tmp_path)
+    alone, stream = pieces()
+    reference = train(alone, LOSS, stream, CONFIG, evaluate)
+    log = finish(ranks)
     assert ranks.returncode == 0, log
     runs = [torch.load(tmp_path / f"rank{rank}.pt", weights_only=False) for rank in range(PROCESSES)]
     # Each rank trained every step on its own half of the global batch, not on the whole of it.
@@ -116,6 +139,17 @@ def test_two_processes_take_the_steps_of_one_on_the_same_global_batches(tmp_path
         assert torch.equal(tensor, runs[0]["model"][name]), name
 
 
+def test_an_evaluation_failing_on_rank_0_stops_every_rank_at_once_with_its_message(tmp_path):
+    # The collective timeout is far above the test's own: a rank left waiting at a collective would time the test out.
+    ranks = launch("failing_evaluation_run", tmp_path, timeout_s=600)
+    log = finish(ranks, timeout_s=120)
+    assert ranks.returncode == 0, log
+    assert (tmp_path / "rank0.txt").read_text() == "ArithmeticError: an evaluation that fails"
+    assert (tmp_path / "rank1.txt").read_text() == ("RuntimeError: rank 0's evaluation at step 4 failed "
+                                                    "(ArithmeticError: an evaluation that fails); every rank stops "
+                                                    "with it")
+
+
 def test_the_ranks_shares_are_disjoint_equal_and_make_up_the_global_batch(monkeypatch):
     batch = (torch.arange(12).reshape(6, 2), torch.arange(6))
     shares = []
@@ -136,9 +170,9 @@ def test_a_batch_that_does_not_split_evenly_names_the_sizes(monkeypatch):
         distributed.shard((torch.zeros(8, 2), torch.zeros(5)))
 
 
-if __name__ == "__main__":  # a rank of the test's run: torchrun ... tests/test_distributed.py MODULE OUTPUT
-    module, output = sys.argv[1:]
+if __name__ == "__main__":  # a rank of the test's run: torchrun ... tests/test_distributed.py MODULE WORKER OUTPUT
+    module, worker, output = sys.argv[1:]
     sys.path[:0] = [str(Path(__file__).parent), str(ROOT)]
     # Imported under the name the test knows it by, not as __main__, so this run's fingerprint names the same model
     # class as the test's own runs and they can resume its checkpoint.
-    importlib.import_module(module).rank_run(Path(output))
+    getattr(importlib.import_module(module), worker)(Path(output))

@@ -73,7 +73,7 @@ def test_per_profile_names_the_profile_and_needs_every_profile():
         Toy.per_profile(smoke=GOOD, cpu=GOOD)
 
 
-def test_a_study_resolves_profile_device_threads_and_settings(tmp_path):
+def test_a_study_resolves_profile_device_threads_and_settings(tmp_path, monkeypatch):
     torch.set_num_threads(2)
     study = Study("01_parity", "smoke", Toy.per_profile(**every_profile(**GOOD)), tmp_path / "results",
                   tmp_path / "figures", checkpoint_dir=tmp_path / "checkpoints", seeds={"evaluation": 0})
@@ -86,7 +86,21 @@ def test_a_study_resolves_profile_device_threads_and_settings(tmp_path):
     with study.timed("training"):
         pass
     assert list(study.wall_table().index) == ["training"] and "wall_seconds" in study.run.tables
-    assert study.write() == tmp_path / "results" / "01_parity.json"
+    shown = []
+    monkeypatch.setattr("repro.study.display", lambda markdown: shown.append(markdown.data))
+    assert study.write() is None  # a cell ending with it shows no path of this machine
+    assert (tmp_path / "results" / "01_parity.json").exists()
+    assert shown == [f"Wrote `results/01_parity.json`: {study.run.provenance['wall_seconds']:.0f} s of wall time on "
+                     f"{study.run.provenance['device']}."]
+
+
+def test_a_rank_other_than_0_writes_nothing_and_still_records_its_wall_time(tmp_path, monkeypatch):
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    study = Study("01_parity", "smoke", Toy.per_profile(**every_profile(**GOOD)), tmp_path / "results", tmp_path)
+    monkeypatch.setattr("repro.study.display", lambda markdown: None)
+    study.write()  # the notebook's next cells run on every rank and may read the wall time
+    assert study.run.provenance["wall_seconds"] >= 0 and not (tmp_path / "results").exists()
 
 
 def test_a_study_without_a_checkpoint_folder_names_no_checkpoint(tmp_path):

@@ -19,8 +19,8 @@ from repro.losses import classification_loss, progressive_loss
 from repro.models.looped import LoopedConfig, LoopedTransformer
 from repro.models.transformer import TransformerClassifier, TransformerConfig
 from repro.seeding import torch_seed
-from repro.train import (NonFiniteLossError, StaleCheckpointWarning, TrainConfig, fingerprint_differences,
-                         learning_rate_factor, run_fingerprint, train)
+from repro.train import (NonFiniteLossError, StaleCheckpointWarning, TrainConfig, cuda_random_state,
+                         fingerprint_differences, learning_rate_factor, restore, run_fingerprint, train)
 
 CONFIG = TrainConfig(steps=12, lr=3e-3, warmup_steps=3, eval_every=4, checkpoint_every=4, progress=False, seed=5)
 
@@ -271,3 +271,22 @@ def test_steps_to_criterion_is_the_first_evaluation_that_meets_it():
     assert steps_to_criterion([], "acc", 0.5) is None
     with pytest.raises(KeyError, match="no metric 'accuracy'.*acc"):
         steps_to_criterion(history, "accuracy", 0.5)
+
+
+def test_a_resumed_rank_restores_the_random_state_of_its_own_training_device_alone(monkeypatch):
+    """Rank 0 saves its training device's CUDA state, which every rank shares (they train under one stream); each rank
+    restores it on its own device, never the states of devices rank 0 could see but never drew from."""
+    model = nn.Linear(2, 2)
+    optimizer = torch.optim.AdamW(model.parameters())
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+    saved = torch.tensor([7], dtype=torch.uint8)
+    state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(),
+             "rng": torch.get_rng_state(), "cuda_rng": saved, "step": 4, "history": [], "window": []}
+    restored = []
+    monkeypatch.setattr(torch.cuda, "set_rng_state", lambda value, device: restored.append((value, device)))
+    monkeypatch.setattr(torch.cuda, "set_rng_state_all", lambda values: pytest.fail("restored every device's state"))
+    assert restore(state, model, optimizer, schedule, torch.device("cuda", 1)) == (4, [], [])
+    assert restored == [(saved, torch.device("cuda", 1))]
+    with pytest.raises(ValueError, match="written by a run on the CPU and holds no CUDA random state"):
+        restore(state | {"cuda_rng": cuda_random_state(torch.device("cpu"))}, model, optimizer, schedule,
+                torch.device("cuda", 0))
