@@ -9,7 +9,7 @@ NPROC       ?= 1
 CHESS_TARGET ?= 100000
 CHESS_WORKERS ?= 2
 
-.PHONY: help setup reproduce gpu-check report test bench notebooks scripts mine-chess sudoku-sets data-manifest clean
+.PHONY: help setup reproduce gpu-check report test bench notebooks scripts mine-chess chess-mates sudoku-sets data-manifest clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -60,6 +60,10 @@ scripts:  ## write the percent scripts notebooks/*.py from notebooks edited outs
 
 mine-chess:  ## mine chess puzzles from Stockfish self-play into data/chess_mined/, then data-manifest (hours, resumable; needs stockfish)
 	$(PY) -m repro.data.chess_mining --target $(CHESS_TARGET) --workers $(CHESS_WORKERS)
+	$(PY) -m repro.data.files
+
+chess-mates:  ## Stockfish's answers to the chess test sets' mates in 3+ into data/chess_mates/, then data-manifest (about 20 min on 2 cores; rerun notebook 04)
+	$(PY) -m repro.data.chess_mates --workers $(CHESS_WORKERS)
 	$(PY) -m repro.data.files
 
 sudoku-sets:  ## replace the committed sudoku sets in data/sudoku/ with new qqwing puzzles (they differ: rerun notebook 03)

@@ -167,7 +167,7 @@ parity.compute_correlation(per_example).to_frame()
 DEVIATIONS = ("adatape-softmax-ce", "adatape-masked-mean", "adatape-per-example-scores", "adatape-parity-scale",
               "parity-baseline-tokens", "parity-unseen-counts", "parity-ponder-weight", "parity-competence-gates")
 PIPELINE = (parity.train_zoo, parity.fit, parity.evaluate, parity.parity_table, parity.per_seed,
-            parity.baselines_budget, parity.baselines_learn_control)
+            parity.baselines_budget, parity.baselines_learn_control, parity.winner_projection)
 control = parity.baselines_learn_control(finals)
 for claim_id, kind in (("A1", "adatape"), ("A1.len64", "act")):
     if kind not in S.generators:
@@ -180,7 +180,8 @@ for claim_id, kind in (("A1", "adatape"), ("A1.len64", "act")):
     evidence += (f"; {ADATAPE_INPUT} steps to {parity.SOLVED}: {table.loc[(kind, ADATAPE_INPUT), 'steps_to_0.95']} "
                  f"(per seed); control (length {S.control_length}): " + "; ".join(
                      f"{m}: {table.loc[(CONTROL, m), 'accuracy']}" for m in parity.BASELINES)
-                 + f"; Universal Transformer ponder steps {ponders:.2f}; {ADATAPE_ZERO} is the tape control")
+                 + f"; Universal Transformer ponder steps {ponders:.2f}; {ADATAPE_ZERO} is the tape control; "
+                 f"budget for the gate baselines_budget: {parity.winner_projection(curves, finals, kind, S.steps).describe()}")
     study.claim(claim_id, parts={part: parity.per_seed(finals, kind, model, S.seeds) for part, model in (
                     ("adatape_solves", ADATAPE_INPUT), ("transformer_fails", TRANSFORMER), ("universal_fails", UNIVERSAL))},
                 gates={"baselines_budget": parity.baselines_budget(finals, kind, S.steps),

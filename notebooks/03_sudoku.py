@@ -319,6 +319,8 @@ rhos = {m: looped.spearman_by_seed(looped.grid_only(measures), "held-out accurac
 in_distribution = per_role[(per_role.read_at == LAST) & (per_role.role == "in-distribution")]
 learned = looped.seeds_reaching(in_distribution.set_index(["model", "seed"]).exact_match, RECALL_NORM_ON, 0.5)
 gates = {"recall_learns": min(learned.values())}
+# What the gate would need where it fails: each configuration's projected budget (a lower bound).
+budgets = sudoku.recall_learns_budget(curves, walls, RECALL_NORM_ON, 0.5, S.steps)
 describe = looped.describe_configurations(measures, [configuration_name(r, n) for n in ("none", "layernorm")
                                                      for r in ("standard", "internal")] + [INTERNAL_BRANCH], {
     "held-out accuracy": "held-out accuracy", "held-out exact match": "exact", f"reached @{S.horizons[-1] // M}M": "reached",
@@ -326,7 +328,8 @@ describe = looped.describe_configurations(measures, [configuration_name(r, n) fo
 scale = (f"profile {study.profile}, {len(S.seeds)} seeds, {S.steps} steps, width {S.width}, M = {M}, read at {LAST}; "
          f"trained on {'/'.join(TRAIN_CLASSES)} with {low}-{high} givens, "
          f"{sum(r != 'in-distribution' for r in split.roles.values())} held-out buckets of {S.eval_size} puzzles; seeds "
-         "with in-distribution exact match ≥ 0.5: " + ", ".join(f"{n} {k}/{len(S.seeds)}" for n, k in learned.items()))
+         "with in-distribution exact match ≥ 0.5: " + ", ".join(f"{n} {k}/{len(S.seeds)}" for n, k in learned.items())
+         + f"; budget for the gate recall_learns: {budgets}")
 TRACKS = dict(zip(AXES, ("tracks_last_residual", "tracks_path_spread", "tracks_spectral_radius")))
 CLAIMS = {
     "L3.sudoku": ({"better_norm_on": gaps["layernorm"], "competitive_norm_off": gaps["none"],
@@ -337,7 +340,8 @@ CLAIMS = {
     "L4.sudoku": ({TRACKS[m]: looped.measured(rhos[m]) for m in AXES}, looped.tracking_evidence(rhos, correlations)),
 }
 PIPELINE = (looped.train_zoo, looped.read_every_iteration, looped.read_at, sudoku.BucketScores.rows,
-            looped.measure_stability, looped.internal_minus_standard, looped.spearman_by_seed, looped.seeds_reaching)
+            looped.measure_stability, looped.internal_minus_standard, looped.spearman_by_seed, looped.seeds_reaching,
+            sudoku.recall_learns_budget)
 for claim_id, (parts, evidence) in CLAIMS.items():
     study.claim(claim_id, parts=parts, gates=gates, evidence=f"{scale}: {evidence}", pipeline=PIPELINE,
                 deviations=("sudoku-qqwing", "sudoku-split", "sudoku-cell-embedding", "sudoku-recipe",

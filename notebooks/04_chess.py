@@ -25,10 +25,11 @@
 # the piece on its square (empty or one of 12 pieces, from the 12 planes of `repro.data.chess`). The target is a per-square
 # binary map (the deep-thinking target) with ones at the from- and to-squares of **every correct move**
 # (`repro.data.chess.correct_moves`): the solution, every mate in one where one exists, and every move forcing mate in two
-# where the solution does (both found exactly by search); a mate in 3+ keeps the solution only, so its score is a lower
-# bound. **Metric (deciding): legal-move readout**: the model's move is the legal (from, to) with the highest
-# s(from) + s(to), s being a square's score; it is right when it is a correct move. **Second metric: unmasked**: the two
-# top squares over all 64 (which may form no legal move) are {from, to} of a correct move.
+# where the solution does (both found exactly by search); for a mate in 3+, every move that Stockfish's committed
+# analysis (`repro.data.chess_mates`, `make chess-mates`) finds mating as soon as any, so its score is a lower bound only
+# where the engine misses a mate. **Metric (deciding): legal-move readout**: the model's move is the legal (from, to)
+# with the highest s(from) + s(to), s being a square's score; it is right when it is a correct move. **Second metric:
+# unmasked**: the two top squares over all 64 (which may form no legal move) are {from, to} of a correct move.
 #
 # **Data.** Training puzzles are *mined* by this project from Stockfish self-play (`repro.data.chess_mining`): each has a
 # difficulty, the search depth from which Stockfish finds and keeps the move (and the mate distance for forced mates),
@@ -48,6 +49,7 @@ RESULTS_DIR = "build/scratch/results"  # relative to the repository root; `make 
 FIGURES_DIR = "build/scratch/figures"  # and figures/, so a run by hand never overwrites them
 CHECKPOINT_DIR = ""       # a folder (from the repository root) to checkpoint every run and resume after a kill
 CORPUS_DIR = ""           # the mined training corpus; empty: the committed data/chess_mined/
+ANSWERS_DIR = ""          # the engine's answers to the test sets' mates in 3+; empty: the committed data/chess_mates/
 
 # %%
 from pathlib import Path
@@ -59,6 +61,7 @@ from IPython.display import Markdown, display
 
 from repro import plots
 from repro.data.chess_corpus import CORPUS_DIR as COMMITTED_CORPUS
+from repro.data.chess_mates import ANSWERS_DIR as COMMITTED_ANSWERS
 from repro.experiments import chess, looped
 from repro.experiments.chess import ChessSettings
 from repro.experiments.looped import LOOPED, REFERENCE, Zoo
@@ -90,6 +93,7 @@ study = Study("04_chess", PROFILE, SETTINGS, RESULTS_DIR, FIGURES_DIR, CHECKPOIN
 S = study.settings
 M = S.iterations
 corpus_dir = Path(CORPUS_DIR) if CORPUS_DIR else COMMITTED_CORPUS
+answers_dir = Path(ANSWERS_DIR) if ANSWERS_DIR else COMMITTED_ANSWERS
 study.describe()
 
 # %% [markdown]
@@ -107,11 +111,11 @@ study.describe()
 # rating bands, and BIG-bench mate-in-one: `test_size` puzzles per mined bucket and BIG-bench (400 at cpu scale: a
 # binomial standard error of at most 0.025) and `lichess_test_size` per rating band (200: at most 0.035). Mined buckets
 # hold non-mates by depth and mates by mate distance. The bucket table says, per bucket, how many puzzles have several
-# correct moves and how many are mates in 3+ scored against the solution only.
+# correct moves, how many are mates in 3+ (answered by the engine's analysis) and how many of those have several answers.
 
 # %%
 with study.timed("load puzzles and their correct moves"):
-    split = chess.split(S, corpus_dir)
+    split = chess.split(S, corpus_dir, answers_dir)
     scores = chess.BucketScores(split, study.device)   # every bucket in one batch
 BUCKETS, TRAIN_DEPTH = split.buckets, split.train_depth
 tables = chess.data_tables(split)
@@ -194,9 +198,7 @@ parameters.to_frame()
 # move or not). The learning curve shows the legal readout on held-out in-distribution mined puzzles after M iterations.
 
 # %%
-validation = [x.to(study.device) for x in (chess.square_tokens(split.validation_set), chess.legal_moves(split.validation_set),
-                                           chess.accepted_moves(split.validation_set))]
-evaluate = chess.legal_accuracy(*validation)
+evaluate = chess.validation_accuracy(split, study.device)
 with study.timed("training targets (every correct move)"):
     streams = chess.PuzzleStream(split.train_set, S.batch, 0).with_seed
 with study.timed("training"):
@@ -333,11 +335,7 @@ above_chance = accuracy[best] - held_out_chance
 describe = looped.describe_configurations(measures, LOOPED, {
     "held-out accuracy": "held-out", f"reached @{S.horizons[-1] // M}M": "reached", "path spread": "path spread",
     "spectral radius": "rho"})
-scale = (f"profile {study.profile}, {len(S.seeds)} seeds, {S.steps} steps, width {S.width}, M = {M}, read at {LAST}; "
-         f"trained on {len(split.train_set)} mined puzzles of depth ≤ {TRAIN_DEPTH}, "
-         f"{sum(r != 'in-distribution' for r in split.roles.values())} held-out buckets of at most {S.test_size} (mined, "
-         f"BIG-bench) or {S.lichess_test_size} (Lichess) puzzles, legal-move readout, every correct move accepted up to "
-         f"mate in 2 (mates in 3+: the solution only, {int(scores.answers()['mates in 3+ (solution only)'].sum())} puzzles)")
+scale = chess.scale_text(S, study.profile, split, LAST)
 evidence = (f"{looped.tracking_evidence(rhos, correlations)}; chance (a random legal move) {held_out_chance:.3f}, one-ply "
             f"heuristic {held_out_references[chess.HEURISTIC]:.3f}, MLP of equal training compute "
             f"{mean_std_text(held_out.xs(chess.MLP))}; best looped configuration {best} {mean_std_text(accuracy[best])} "
@@ -350,7 +348,7 @@ study.claim("L4.chess", parts={TRACKS[m]: looped.measured(rhos[m]) for m in AXES
                       looped.seed_by_configuration),
             deviations=("chess-lichess-sample", "chess-rating-buckets", "chess-mined-selfplay", "chess-mined-rule",
                         "chess-square-tokens", "chess-recipe", "chess-legal-readout", "chess-every-correct-move",
-                        "looped-internal-recall"))
+                        "chess-long-mate-answers", "looped-internal-recall"))
 wall_time = looped.wall_time(study)
 study.write()
 wall_time

@@ -41,7 +41,7 @@ status_path = Path(STATUS_FILE) if STATUS_FILE else None
 status = json.loads(status_path.read_text()) if status_path is not None and status_path.exists() else None
 failures = {stem: s["error"].splitlines()[0] for stem, s in (status or {}).items() if not s["ok"]}
 # What a reader must know before trusting each result: a failed last run, changed inputs, unrecorded inputs.
-cautions = {stem: freshness(stem, document["provenance"], recorded_sha256, failures.get(stem))
+cautions = {stem: freshness(stem, document, recorded_sha256, failures.get(stem))
             for stem, document in results.items()}
 figures = ROOT / FIGURES_DIR
 pd.set_option("display.max_colwidth", None)

@@ -4,6 +4,9 @@ A result records the sha256 of every input that shaped it: its notebook, each `r
 imported when it wrote the result, and each shared data file it read. The report hashes the same files again and marks
 the result stale when any of them changed or went missing, naming which; a result written before inputs were recorded
 says so instead of passing for fresh.
+
+Three modules are registries or bookkeeping rather than computation (`REGISTRIES`), and are judged by the entries a
+result uses, not as whole files: a new claim or deviation for one notebook would otherwise mark every result stale.
 """
 
 import hashlib
@@ -13,6 +16,16 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from repro import ROOT
+from repro.deviations import DEVIATIONS
+
+REGISTRIES = {
+    "repro/claims.py": "the pre-registrations: the report checks each claim a result decided against its own rule "
+                       "(`repro.verdicts.stale_definition`), so another claim's rule cannot touch it",
+    "repro/deviations.py": "the deviations log, which the report renders from today's tree: a result is stale when a "
+                           "deviation it cites is gone (`gone_deviations`)",
+    "repro/staleness.py": "this module, which records and compares hashes and computes nothing a result holds",
+}
+"""Recorded inputs whose file hash does not decide staleness, and what does instead."""
 
 
 def sha256_of(path: Path) -> str:
@@ -46,8 +59,8 @@ def changed_inputs(provenance: dict, data_sha256) -> list[str] | None:
     inputs = provenance.get("inputs")
     if inputs is None:
         return None
-    changed = [path for path, sha in inputs["code"].items()
-               if not (ROOT / path).is_file() or sha256_of(ROOT / path) != sha]
+    changed = [path for path, sha in inputs["code"].items() if path not in REGISTRIES
+               and (not (ROOT / path).is_file() or sha256_of(ROOT / path) != sha)]
     for relative, sha in inputs["data"].items():
         try:
             now = data_sha256(relative)
@@ -69,10 +82,17 @@ def changed_since_commit(stem: str, sha: str) -> list[str] | None:
     return listed.split()
 
 
-def freshness(stem: str, provenance: dict, data_sha256, failure: str | None = None,
+def gone_deviations(claims: list[dict]) -> list[str]:
+    """The deviations the result's claims cite that the log no longer holds."""
+    return sorted({name for entry in claims for name in entry.get("deviations", ()) if name not in DEVIATIONS})
+
+
+def freshness(stem: str, result: dict, data_sha256, failure: str | None = None,
               now: datetime | None = None) -> list[str]:
-    """What a reader must know before trusting the result on display: a failed last run (and the age of the result
-    shown instead), changed inputs, or inputs that were never recorded. Empty for a fresh result."""
+    """What a reader must know before trusting the result on display (a document with "provenance" and "claims"): a
+    failed last run (and the age of the result shown instead), changed inputs, cited deviations that are gone, or
+    inputs that were never recorded. Empty for a fresh result."""
+    provenance = result["provenance"]
     notes = []
     if failure:
         notes.append(f"the last run of {stem} failed ({failure}); shown instead: its result of {provenance['started']}, "
@@ -80,7 +100,10 @@ def freshness(stem: str, provenance: dict, data_sha256, failure: str | None = No
     changed = changed_inputs(provenance, data_sha256)
     if changed:
         notes.append(f"stale: {len(changed)} input(s) changed since it was written: " + ", ".join(changed))
-    elif changed is None:
+    gone = gone_deviations(result["claims"])
+    if gone:
+        notes.append("stale: it cites deviation(s) the log no longer holds: " + ", ".join(gone))
+    if changed is None:
         since = changed_since_commit(stem, provenance["git_sha"])
         notes.append("its inputs were not recorded (written before input hashes were) and "
                      + ("git cannot tell what changed since" if since is None else

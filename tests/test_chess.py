@@ -1,9 +1,10 @@
+from dataclasses import replace
 
 import chess
 import pytest
 import torch
 
-from repro.data.chess import (LICHESS_FILES, RATING_EDGES, bucket_labels, correct_moves, encode_boards,
+from repro.data.chess import (LICHESS_FILES, RATING_EDGES, bucket_labels, concatenate, correct_moves, encode_boards,
                               forces_mate_in_two, is_correct, load_lichess, load_mate_in_one, mates_in_one, mover_frame,
                               parse_lichess_rows, planes_to_board, quantile_edges, rating_buckets)
 from repro.data.files import data_file
@@ -190,3 +191,11 @@ def test_data_file_resolves_a_relative_setting_from_the_repository_root(monkeypa
     absolute = data_file(LICHESS_FILES[0]).resolve()
     monkeypatch.chdir(tmp_path)
     assert data_file(LICHESS_FILES[0]).resolve() == absolute
+
+
+def test_concatenate_keeps_order_drops_ratings_and_keeps_mates_only_where_every_part_has_them():
+    rated = parse_lichess_rows([WHITE_SOLVES, BLACK_SOLVES])
+    both = concatenate([rated, rated])
+    assert len(both) == 4 and both.ids == rated.ids * 2 and both.ratings is None
+    assert both.mates.tolist() == rated.mates.tolist() * 2
+    assert concatenate([rated, replace(rated, mates=None)]).mates is None

@@ -27,7 +27,7 @@ def test_square_tokens_name_the_piece_on_every_square():
 
 def test_accepted_moves_hold_the_solution_and_chance_is_exact():
     p = puzzles()
-    accepted = chess.accepted_moves(p)
+    accepted = chess.accepted_moves(p, {})
     assert accepted[torch.arange(2), p.from_squares * 64 + p.to_squares].all()
     assert accepted[1].sum() == 1   # a non-mate accepts only its solution
     legal = chess.legal_moves(p)
@@ -38,7 +38,7 @@ def test_accepted_moves_hold_the_solution_and_chance_is_exact():
 
 def test_the_legal_readout_is_the_best_legal_pair_by_brute_force():
     p = puzzles()
-    legal, accepted = chess.legal_moves(p), chess.accepted_moves(p)
+    legal, accepted = chess.legal_moves(p), chess.accepted_moves(p, {})
     generator = torch.Generator().manual_seed(0)
     for _ in range(20):
         logits = torch.randn(2, 64, 2, generator=generator)
@@ -52,7 +52,7 @@ def test_the_legal_readout_is_the_best_legal_pair_by_brute_force():
 
 def test_the_legal_readout_ignores_a_top_square_that_makes_no_legal_move():
     p = puzzles()
-    legal, accepted = chess.legal_moves(p), chess.accepted_moves(p)
+    legal, accepted = chess.legal_moves(p), chess.accepted_moves(p, {})
     logits = torch.zeros(2, 64, 2)
     logits[1, pychess.A8, 1] = 9.0   # the opponent's rook: no legal move of the mover starts or ends there
     logits[1, pychess.E2, 1], logits[1, pychess.E4, 1] = 5.0, 4.0
@@ -73,7 +73,7 @@ def test_the_one_ply_heuristic_mates_first_then_takes_the_most_valuable_piece():
 
 def test_both_squares_correct_reads_the_two_top_squares_in_either_order():
     p = puzzles()
-    accepted = chess.accepted_moves(p)
+    accepted = chess.accepted_moves(p, {})
     logits = torch.zeros(2, 64, 2)
     logits[torch.arange(2), p.to_squares, 1] = 2.0   # to-square ranked first: order does not matter
     logits[torch.arange(2), p.from_squares, 1] = 1.0
@@ -87,11 +87,6 @@ def test_the_puzzle_stream_is_a_pure_function_of_seed_and_step():
     tokens, targets = stream.batch_at(5)
     assert tokens.shape == (2, 64) and targets.shape == (2, 64)   # the batch never exceeds the pool
     assert torch.equal(tokens, chess.PuzzleStream(puzzles(), 8, 3).batch_at(5)[0])
-
-
-def test_concatenate_keeps_order_and_drops_ratings():
-    both = chess.concatenate([puzzles(), puzzles()])
-    assert len(both) == 4 and both.ids == ["mate", "quiet", "mate", "quiet"] and both.ratings is None
 
 
 def test_the_stability_edit_removes_one_piece_but_no_king_and_nothing_on_the_move():

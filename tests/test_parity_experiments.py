@@ -188,3 +188,19 @@ def test_the_figures_have_a_panel_per_generator_and_labelled_axes(trained):
     for figure in (parity.learning_curves(curves), parity.compute_against_plus_ones(per_example)):
         assert len(figure.axes) == len(TASKS)
         assert all(ax.get_xlabel() and ax.get_ylabel() for ax in figure.axes)
+
+
+def test_the_winner_projection_reads_adatapes_curves_on_its_task_at_its_measured_speed():
+    """Hand-made frames: AdaTape (input bank) on the adatape task rises log-linearly on both seeds (0.5 + 0.05 ln s
+    reaches SOLVED = 0.95 at e^9, about 8,104 steps); the other task's and the other model's rows are not read."""
+    steps = [100, 200, 300, 400]
+    rows = [{"generator": task, "model": model, "seed": seed, "step": s,
+             "accuracy": 0.5 + 0.05 * math.log(s) if (task, model) == ("adatape", ADATAPE_INPUT) else 0.99}
+            for task in ("adatape", "act") for model in (ADATAPE_INPUT, TRANSFORMER) for seed in (0, 1) for s in steps]
+    curves = pd.DataFrame(rows)
+    finals = pd.DataFrame([{"generator": task, "model": model, "seed": seed,
+                            "wall_seconds": 80.0 if task == "adatape" else 1.0}
+                           for task in ("adatape", "act") for model in (ADATAPE_INPUT, TRANSFORMER) for seed in (0, 1)])
+    projection = parity.winner_projection(curves, finals, "adatape", 400)
+    assert projection.steps == math.ceil(math.exp(9)) and projection.seeds_needed == 2
+    assert projection.seconds_per_step == 0.2 and not any(seed.measured for seed in projection.seeds)

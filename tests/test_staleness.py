@@ -56,15 +56,16 @@ def test_a_data_file_gone_from_the_manifest_counts_as_changed(tree):
 def test_a_result_without_recorded_inputs_is_not_passed_for_fresh(tree):
     provenance = {"started": "2026-12-01T00:00:00+00:00", "git_sha": "0" * 40}
     assert changed_inputs(provenance, {}.__getitem__) is None
-    notes = freshness("01_parity", provenance, {}.__getitem__)
+    notes = freshness("01_parity", {"provenance": provenance, "claims": []}, {}.__getitem__)
     assert len(notes) == 1 and "inputs were not recorded" in notes[0]
 
 
 def test_a_failed_run_shows_the_failure_and_the_age_of_the_result_on_display(tree):
     provenance = recorded(tree)
     now = datetime(2026, 12, 4, 12, tzinfo=timezone.utc)
-    assert freshness("01_parity", provenance, {}.__getitem__, now=now) == []
-    notes = freshness("01_parity", provenance, {}.__getitem__, failure="ValueError: bad", now=now)
+    result = {"provenance": provenance, "claims": []}
+    assert freshness("01_parity", result, {}.__getitem__, now=now) == []
+    notes = freshness("01_parity", result, {}.__getitem__, failure="ValueError: bad", now=now)
     assert notes == ["the last run of 01_parity failed (ValueError: bad); shown instead: its result of "
                      "2026-12-01T00:00:00+00:00, 3.5 days old"]
     assert age_days(provenance, now + timedelta(days=1)) == pytest.approx(4.5)
@@ -75,3 +76,22 @@ def test_a_written_result_carries_its_inputs(tmp_path):
     inputs = json.loads(run.write().read_text())["provenance"]["inputs"]
     assert {"notebooks/01_parity.ipynb", "repro/results.py", "repro/staleness.py"} <= set(inputs["code"])
     assert changed_inputs({"inputs": inputs}, recorded_sha256) == []
+
+
+def test_registries_are_judged_by_the_entries_a_result_uses(tree):
+    """A change elsewhere in the claims or deviations registry leaves a result fresh; a deviation it cites that is gone
+    makes it stale. (Its own claim's rule is checked per entry by `repro.verdicts.stale_definition`.)"""
+    for path in staleness.REGISTRIES:
+        (tree / path).write_text("ENTRIES = {}\n")
+    provenance = recorded(tree)
+    provenance["inputs"]["code"].update({path: sha256_of(tree / path) for path in staleness.REGISTRIES})
+    for path in staleness.REGISTRIES:
+        (tree / path).write_text("ENTRIES = {'another notebook': 1}\n")
+    cited = {"provenance": provenance, "claims": [{"id": "A1", "deviations": ["parity-unseen-counts"]}]}
+    assert changed_inputs(provenance, {}.__getitem__) == []
+    assert freshness("01_parity", cited, {}.__getitem__) == []
+    cited["claims"][0]["deviations"].append("a-deviation-since-removed")
+    assert freshness("01_parity", cited, {}.__getitem__) == [
+        "stale: it cites deviation(s) the log no longer holds: a-deviation-since-removed"]
+    (tree / "repro" / "layer.py").write_text("WIDTH = 64\n")
+    assert changed_inputs(provenance, {}.__getitem__) == ["repro/layer.py"]

@@ -1,5 +1,8 @@
 """The sudoku pieces of the looped study (`repro.experiments.sudoku`): the split, the roles, the bucket metrics."""
 
+import math
+
+import pandas as pd
 import pytest
 import torch
 
@@ -60,3 +63,19 @@ def test_classical_reference_solves_every_bucket(split):
     buckets = sudoku.classical_reference(split)
     assert list(buckets.index) == split.buckets and (buckets.solved == 1.0).all()
     assert list(buckets.columns[:3]) == ["role", "puzzles", "blanks (mean)"]
+
+
+def test_the_recall_learns_budget_projects_each_model_to_the_gates_seeds_or_says_why_not():
+    """Hand-made curves: seed 1 reaches exact match 0.5 in the run (from step 300), seed 0 is log-linear (0.1 + 0.05 ln s
+    reaches 0.5 at e^8, about 2,981 steps), seed 2 is flat; the gate needs 2 seeds, so seed 0 decides."""
+    steps = [100, 200, 300, 400]
+    rise = [0.1 + 0.05 * math.log(s) for s in steps]
+    curves = pd.DataFrame([{"model": "a", "seed": seed, "step": s, "exact_match": v}
+                           for seed, values in ((0, rise), (1, [0.2, 0.3, 0.5, 0.6]), (2, [0.0] * 4))
+                           for s, v in zip(steps, values)])
+    walls = pd.DataFrame({"model": ["a"] * 3, "train_seconds": [40.0, 40.0, 40.0]})
+    text = sudoku.recall_learns_budget(curves, walls, ["a"], 0.5, 400)
+    assert text.startswith("a exact match >= 0.5 on 2 of 3 seeds projects to at least 2,981 steps, 7.5x the 400")
+    assert "about 5 CPU-minutes per run" in text and "seed 1: 300 (reached in the run)" in text
+    assert sudoku.recall_learns_budget(curves[curves.seed == 0], walls, ["a"], 0.5, 400) == \
+        "the gate needs 2 seeds, the run has 1"

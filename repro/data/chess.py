@@ -7,7 +7,8 @@ row = rank, column = file (a..h). When Black moves the board is mirrored vertica
 rank and the mover always plays up the board, as in deep-thinking's FlippedChessPuzzleDataset.
 Target: the solver's first move in the same frame, as from- and to-square indices 0..63
 (index = 8 * row + column), or as a 64-long map with ones at the from- and to-squares of every
-correct move (`correct_moves`: the solution, and every shortest mate where that is found exactly).
+correct move (`correct_moves`: the solution, every shortest mate up to mate in two by exact search, and for longer
+mates the answers of Stockfish's committed analysis, `repro.data.chess_mates`).
 
 What the planes do not carry: castling rights, the en-passant square and the move counters, as in
 easy-to-hard-data; the promotion piece is not part of the target (only 'from' and 'to').
@@ -27,9 +28,10 @@ import io
 import json
 import lzma
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
+from types import MappingProxyType
 
 import chess
 import numpy as np
@@ -99,6 +101,16 @@ class ChessPuzzles:
         for row, pairs in enumerate(correct_pairs(self)):
             target[row, [square for pair in pairs for square in pair]] = 1
         return target
+
+
+def concatenate(parts: Sequence[ChessPuzzles]) -> ChessPuzzles:
+    """The puzzles of `parts` in order, as one set: without ratings (not every source has them), with mate distances
+    where every part has them."""
+    tensors = ("boards", "from_squares", "to_squares", "white_to_move")
+    mates = None if any(part.mates is None for part in parts) else torch.cat([part.mates for part in parts])
+    return ChessPuzzles(**{f: (torch.cat([getattr(t, f) for t in parts]) if f in tensors
+                               else sum((list(getattr(t, f)) for t in parts), []))
+                           for f in ("ids", "fens", "solutions") + tensors}, ratings=None, mates=mates)
 
 
 # --- encoding ------------------------------------------------------------------------------------
@@ -310,30 +322,34 @@ def forces_mate_in_two(board: chess.Board, move: chess.Move) -> bool:
         board.pop()
 
 
-def correct_moves(board: chess.Board, solution: chess.Move) -> list[chess.Move]:
+def correct_moves(board: chess.Board, solution: chess.Move,
+                  long_mate: Sequence[str] | None = None) -> list[chess.Move]:
     """Every move a solver may answer `board` with: the solution and every shortest forced mate.
 
-    Where a mate in one exists, every mate in one (Lichess and BIG-bench accept any mating move);
-    where none does and the solution forces mate in two, every move that forces mate in two (exact
-    search, ~10 ms a position). A longer mate keeps the solution as its only answer: an exact
-    mate-in-3 search costs ~35x more per position, and the engine's second lines are unreliable
-    there (issue 24), so its alternatives are unchecked and its score is a lower bound."""
-    # DEVIATION: [chess-every-correct-move] targets and accepted answers are every shortest mate up to mate in 2.
+    Where a mate in one exists, every mate in one (Lichess and BIG-bench accept any mating move); where none does and
+    the solution forces mate in two, every move that forces mate in two (exact search, ~10 ms a position). A longer
+    mate is answered by `long_mate`, the moves (UCI) that Stockfish's analysis finds mating soonest, the solution among
+    them (`repro.data.chess_mates`: an exact mate-in-3 search costs ~35x more per position); without them, by the
+    solution alone."""
+    # DEVIATION: [chess-every-correct-move] every shortest mate is accepted: exact up to mate in 2, the engine's beyond.
     mates = mates_in_one(board)
     if mates:
         return list(dict.fromkeys([solution, *mates]))
     if forces_mate_in_two(board, solution):
         return [move for move in board.legal_moves if forces_mate_in_two(board, move)]
+    if long_mate is not None:
+        return [chess.Move.from_uci(move) for move in long_mate]
     return [solution]
 
 
-def correct_pairs(puzzles: ChessPuzzles) -> list[list[tuple[int, int]]]:
-    """Per puzzle, the distinct (from, to) squares of its `correct_moves` in the mover's frame
-    (a promotion's piece is not part of the move, as in the target)."""
+def correct_pairs(puzzles: ChessPuzzles, long_mates: Mapping[str, Sequence[str]] = MappingProxyType({})
+                  ) -> list[list[tuple[int, int]]]:
+    """Per puzzle, the distinct (from, to) squares of its `correct_moves` in the mover's frame (a promotion's piece is
+    not part of the move, as in the target); `long_mates` holds the engine's answers to longer mates by FEN."""
     pairs = []
     for fen, uci in zip(puzzles.fens, puzzles.solutions):
         board = chess.Board(fen)
-        moves = (mover_move(board, move) for move in correct_moves(board, chess.Move.from_uci(uci)))
+        moves = (mover_move(board, move) for move in correct_moves(board, chess.Move.from_uci(uci), long_mates.get(fen)))
         pairs.append(list(dict.fromkeys((move.from_square, move.to_square) for move in moves)))
     return pairs
 

@@ -24,6 +24,7 @@ import torch
 from repro import ROOT
 from repro.data.chess import ChessPuzzles, encode_puzzles, legal_move, parse_fen
 from repro.data.files import verify_if_committed
+from repro.seeding import rng
 
 CORPUS_DIR = ROOT / "data" / "chess_mined"
 MANIFEST = "settings.json"
@@ -122,6 +123,13 @@ def load_mined(directory: Path = CORPUS_DIR) -> ChessPuzzles:
                 rows.append(row)
                 sources.append(f"{record['file']} line {line}")
     return parse_mined_rows(rows, sources)
+
+
+def split_order(mined: ChessPuzzles) -> list[int]:
+    """The seeded order in which notebook 04 draws from the mined corpus: each test bucket takes its first puzzles in
+    it, the training pool the rest (`repro.experiments.chess.split`, and the long-mate analysis,
+    `repro.data.chess_mates`, which must find the same test puzzles)."""
+    return torch.randperm(len(mined), generator=rng("chess-split")).tolist()
 
 
 @dataclass(frozen=True)

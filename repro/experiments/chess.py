@@ -19,9 +19,10 @@ import seaborn as sns
 import torch
 from torch import nn
 
-from repro.data.chess import (RATING_EDGES, ChessPuzzles, bucket_labels, correct_pairs, load_lichess,
+from repro.data.chess import (RATING_EDGES, ChessPuzzles, bucket_labels, concatenate, correct_pairs, load_lichess,
                               load_mate_in_one, mates_in_one, mover_frame, rating_buckets)
-from repro.data.chess_corpus import load_calibration, load_mined
+from repro.data.chess_corpus import load_calibration, load_mined, split_order
+from repro.data.chess_mates import ANSWERS_DIR, COMMAND, LONG_MATE, load_answers
 from repro.cost import count_flops
 from repro.experiments.looped import ExtrapolationSettings, bucket_index, bucket_means
 from repro.losses import token_loss
@@ -65,9 +66,10 @@ def _move_table(pairs: list[list[tuple[int, int]]]) -> torch.Tensor:
     return table
 
 
-def accepted_moves(puzzles: ChessPuzzles) -> torch.Tensor:
-    """(N, 64 * 64) bool: the (from, to) pairs of every correct move (mover's frame), index 64 * from + to."""
-    return _move_table(correct_pairs(puzzles))
+def accepted_moves(puzzles: ChessPuzzles, long_mates: dict[str, tuple[str, ...]]) -> torch.Tensor:
+    """(N, 64 * 64) bool: the (from, to) pairs of every correct move (mover's frame), index 64 * from + to; `long_mates`
+    answers the longer mates (FEN -> UCI moves)."""
+    return _move_table(correct_pairs(puzzles, long_mates))
 
 
 def legal_moves(puzzles: ChessPuzzles) -> torch.Tensor:
@@ -96,6 +98,13 @@ def legal_accuracy(tokens: torch.Tensor, legal: torch.Tensor, accepted: torch.Te
         logits = model(tokens)[0] if depth is None else model(tokens, depth)[0]
         return {"accuracy": legal_move_correct(logits, legal, accepted).mean().item()}
     return evaluate
+
+
+def validation_accuracy(split: "ChessSplit", device: torch.device):
+    """The learning curves' `evaluate`: the legal readout on the held-out in-distribution validation puzzles."""
+    puzzles = split.validation_set
+    return legal_accuracy(*(x.to(device) for x in (square_tokens(puzzles), legal_moves(puzzles),
+                                                   accepted_moves(puzzles, split.long_mates))))
 
 
 def both_squares_correct(logits: torch.Tensor, accepted: torch.Tensor) -> torch.Tensor:
@@ -151,14 +160,6 @@ class PuzzleStream:
         return self.tokens[index], self.targets[index]
 
 
-def concatenate(parts: list[ChessPuzzles]) -> ChessPuzzles:
-    """The puzzles of `parts` in order, as one set (without ratings, which not every source has)."""
-    tensors = ("boards", "from_squares", "to_squares", "white_to_move")
-    return ChessPuzzles(**{f: (torch.cat([getattr(t, f) for t in parts]) if f in tensors
-                               else sum((list(getattr(t, f)) for t in parts), []))
-                           for f in ("ids", "fens", "solutions") + tensors}, ratings=None)
-
-
 @dataclass
 class ChessSplit:
     mined: ChessPuzzles
@@ -175,6 +176,8 @@ class ChessSplit:
     roles: dict[tuple[str, str], str]
     missing: list[str]
     """Mined buckets the corpus holds no held-out puzzle for."""
+    long_mates: dict[str, tuple[str, ...]]
+    """FEN -> the engine's answers (UCI), for every test puzzle that mates in 3 or more (`repro.data.chess_mates`)."""
 
     @property
     def buckets(self) -> list[tuple[str, str]]:
@@ -193,10 +196,11 @@ def mined_bucket(puzzles: ChessPuzzles, train_depth: int) -> list[str]:
             for depth, mate in zip(puzzles.depths.tolist(), puzzles.mates.tolist())]
 
 
-def split(settings: ChessSettings, corpus_dir) -> ChessSplit:
+def split(settings: ChessSettings, corpus_dir, answers_dir=ANSWERS_DIR) -> ChessSplit:
     """The training depth d is fixed by a rule, not by results: the smallest depth at or below which `train_share`
     of the corpus lies. Test puzzles are drawn before the training pool, from a seeded order; the first
-    in-distribution bucket also gives the validation and stability sets."""
+    in-distribution bucket also gives the validation and stability sets. Every test puzzle that mates in 3 or more
+    must have the engine's answers in `answers_dir`."""
     mined = load_mined(corpus_dir)            # raises, saying how to mine it, when there is no corpus
     calibration = load_calibration(corpus_dir)
     lichess = load_lichess()
@@ -205,14 +209,14 @@ def split(settings: ChessSettings, corpus_dir) -> ChessSplit:
     train_depth = int((depth_counts.cumsum(0) >= settings.train_share * len(mined)).nonzero()[0])
     buckets = mined_buckets(train_depth)
     labels = mined_bucket(mined, train_depth)
-    order = torch.randperm(len(mined), generator=rng("chess-split"))
-    held = {b: [i for i in order.tolist() if labels[i] == b] for b in buckets}
+    order = split_order(mined)
+    held = {b: [i for i in order if labels[i] == b] for b in buckets}
     reserved = {b: settings.test_size + (settings.validation_size + settings.stability_size if b == buckets[0] else 0)
                 for b in buckets}
     test_rows = {b: rows[:reserved[b]] for b, rows in held.items()}
     trainable = ((mined.depths <= train_depth) & (mined.mates <= 1)).tolist()
     taken = {i for rows in test_rows.values() for i in rows}
-    train_rows = [i for i in order.tolist() if trainable[i] and i not in taken][:settings.train_cap]
+    train_rows = [i for i in order if trainable[i] and i not in taken][:settings.train_cap]
     rows_of = lambda rows: mined.subset(torch.tensor(rows, dtype=torch.long))
     first, size = test_rows[buckets[0]], settings.test_size
     tests, roles = {}, {}
@@ -236,7 +240,23 @@ def split(settings: ChessSettings, corpus_dir) -> ChessSplit:
         raise ValueError("a mined test puzzle is in the training pool")
     return ChessSplit(mined, calibration, lichess, mate_in_one, train_depth, train_set,
                       rows_of(first[size:size + settings.validation_size]), rows_of(first[size + settings.validation_size:]),
-                      tests, roles, [b for b in buckets if ("mined", b) not in tests])
+                      tests, roles, [b for b in buckets if ("mined", b) not in tests],
+                      long_mate_answers(tests, answers_dir))
+
+
+def long_mate_answers(tests: dict[tuple[str, str], ChessPuzzles], answers_dir) -> dict[str, tuple[str, ...]]:
+    """{FEN: answers} of the test puzzles that mate in 3 or more; an error naming them when the analysis lacks one."""
+    fens = {fen for t in tests.values() if t.mates is not None
+            for fen, mate in zip(t.fens, t.mates.tolist()) if mate >= LONG_MATE}
+    if not fens:
+        return {}
+    analysis = load_answers(answers_dir)
+    missing = sorted(fens - set(analysis))
+    if missing:
+        raise ValueError(f"{len(missing)} of the {len(fens)} test puzzles that mate in {LONG_MATE} or more have no "
+                         f"answers in {answers_dir} (first: {missing[0]}); `{COMMAND}` analyses the test sets of the "
+                         f"committed corpus (another corpus: python -m repro.data.chess_mates --corpus DIR --directory DIR)")
+    return {fen: analysis[fen].answers for fen in sorted(fens)}
 
 
 def data_tables(split: ChessSplit) -> dict[str, pd.DataFrame]:
@@ -326,7 +346,8 @@ class BucketScores:
         self.split = split
         self.puzzles = concatenate(list(split.tests.values()))
         self.tokens = square_tokens(self.puzzles).to(device)
-        self.accepted, self.legal = accepted_moves(self.puzzles).to(device), legal_moves(self.puzzles).to(device)
+        self.accepted = accepted_moves(self.puzzles, split.long_mates).to(device)
+        self.legal = legal_moves(self.puzzles).to(device)
         self.bucket_of = bucket_index(split.tests).to(device)
 
     def rows(self, logits: torch.Tensor) -> list[dict]:
@@ -346,14 +367,26 @@ class BucketScores:
                             index=pd.MultiIndex.from_tuples(self.split.buckets, names=["source", "bucket"]))
 
     def answers(self) -> pd.DataFrame:
-        """Per bucket: the puzzles with several correct moves, and the mates in 3+, whose only accepted answer is the
-        solution (their alternatives are not searched: a lower bound on their score)."""
+        """Per bucket: the puzzles with several correct moves, the mates in 3+ (answered by the engine's analysis) and
+        those of them with several answers."""
         several = (self.accepted.sum(dim=1) > 1).cpu()
         bucket_of = self.bucket_of.cpu()
+        long = torch.tensor([fen in self.split.long_mates for fen in self.puzzles.fens])
         return pd.DataFrame([{"source": s, "bucket": b,
                               "several correct moves": int(several[bucket_of == k].sum()),
-                              "mates in 3+ (solution only)": 0 if t.mates is None else int((t.mates >= 3).sum())}
-                             for k, ((s, b), t) in enumerate(self.split.tests.items())]).set_index(["source", "bucket"])
+                              "mates in 3+": int(long[bucket_of == k].sum()),
+                              "mates in 3+, several answers": int((several & long)[bucket_of == k].sum())}
+                             for k, (s, b) in enumerate(self.split.tests)]).set_index(["source", "bucket"])
+
+
+def scale_text(settings: ChessSettings, profile: str, split: ChessSplit, read_at: str) -> str:
+    """The evidence's opening: the scale of the run and how its answers are scored."""
+    held_out = sum(role != "in-distribution" for role in split.roles.values())
+    return (f"profile {profile}, {len(settings.seeds)} seeds, {settings.steps} steps, width {settings.width}, "
+            f"M = {settings.iterations}, read at {read_at}; trained on {len(split.train_set)} mined puzzles of depth ≤ "
+            f"{split.train_depth}, {held_out} held-out buckets of at most {settings.test_size} (mined, BIG-bench) or "
+            f"{settings.lichess_test_size} (Lichess) puzzles, legal-move readout, every correct move accepted (exact up "
+            f"to mate in 2; for the {len(split.long_mates)} mates in 3+, Stockfish's answers)")
 
 
 # --- the non-looped MLP of equal training compute ------------------------------------------------

@@ -36,6 +36,7 @@ from repro.models.adatape import AdaTapeParity, AdaTapeParityConfig
 from repro.models.transformer import TransformerClassifier, TransformerConfig
 from repro.models.universal import UniversalConfig, UniversalTransformer
 from repro.nn import count_parameters
+from repro.projection import Projection, project
 from repro.results import mean_std, spearman
 from repro.seeding import derive, torch_seed
 from repro.study import Settings
@@ -273,6 +274,17 @@ def baselines_budget(finals: pd.DataFrame, task: str, steps: int) -> float:
     reaches it makes it 0."""
     reached = finals[(finals.generator == task) & (finals.model == ADATAPE_INPUT)].steps_to_criterion
     return 0.0 if reached.isna().any() else steps / reached.max()
+
+
+def winner_projection(curves: pd.DataFrame, finals: pd.DataFrame, task: str, steps: int) -> Projection:
+    """The budget at which AdaTape (input bank) would reach its criterion on every seed, projected from its held-out
+    accuracy curves (`repro.projection`, a lower bound), at its measured wall seconds per step (evaluations
+    included): what would let the gate `baselines_budget` decide where the run's budget cannot."""
+    runs = curves[(curves.generator == task) & (curves.model == ADATAPE_INPUT)]
+    wall = finals[(finals.generator == task) & (finals.model == ADATAPE_INPUT)].wall_seconds.mean()
+    return project(f"{ADATAPE_INPUT} held-out accuracy",
+                   {seed: (run.step.tolist(), run.accuracy.tolist()) for seed, run in runs.groupby("seed")},
+                   SOLVED, at_least=True, seconds_per_step=wall / steps)
 
 
 def baselines_learn_control(finals: pd.DataFrame) -> float:

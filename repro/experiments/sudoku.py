@@ -20,7 +20,9 @@ from repro.data.files import write_committed_manifest
 from repro.data.sudoku import (DIFFICULTIES, SudokuBatch, SudokuSet, board_string, concatenate, encode, generate_set,
                                is_solved, load_or_generate, solve, with_givens)
 from repro.experiments.looped import ExtrapolationSettings, bucket_index, bucket_means
+from repro.claims import SUDOKU_LEARN
 from repro.plots import finish
+from repro.projection import Projection, project
 from repro.seeding import rng
 
 AS_GENERATED = "as generated"
@@ -175,6 +177,30 @@ class BucketScores:
         blank = bucket_means(right, self.bucket_of, count, self.blanks)
         return [{"class": c, "givens": g, "role": self.split.roles[c, g], "exact_match": exact[b],
                  "blank_accuracy": blank[b]} for b, (c, g) in enumerate(self.split.tests)]
+
+
+def exact_match_projection(curves: pd.DataFrame, walls: pd.DataFrame, model: str, threshold: float, seeds_needed: int,
+                           steps: int) -> Projection:
+    """The budget at which `model`'s whole-board exact match would reach `threshold` on `seeds_needed` seeds, projected
+    from its validation curve (in-distribution puzzles at T = M; `repro.projection`, a lower bound) at its measured
+    train seconds per step. The gate reads the in-distribution test buckets at the largest T, where the recall + outer
+    norm models score about as at M."""
+    runs = curves[curves.model == model]
+    seconds = walls[walls.model == model].train_seconds.mean() / steps
+    return project(f"{model} exact match", {seed: (run.step.tolist(), run.exact_match.tolist())
+                                            for seed, run in runs.groupby("seed")},
+                   threshold, at_least=True, seconds_per_step=seconds, seeds_needed=seeds_needed)
+
+
+def recall_learns_budget(curves: pd.DataFrame, walls: pd.DataFrame, models: list[str], threshold: float,
+                         steps: int) -> str:
+    """What would let the gate `recall_learns` decide: each model's projected budget to exact match `threshold` on as
+    many seeds as the gate asks for, or why the run cannot say."""
+    needed, seeds = int(SUDOKU_LEARN.threshold), curves.seed.nunique()
+    if seeds < needed:
+        return f"the gate needs {needed} seeds, the run has {seeds}"
+    return "; ".join(exact_match_projection(curves, walls, model, threshold, needed, steps).describe()
+                     for model in models)
 
 
 def validation_batch(split: SudokuSplit, size: int, device: torch.device) -> SudokuBatch:
