@@ -13,7 +13,7 @@ fitted window projects nothing, and neither does one whose crossing lies beyond 
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 MIN_POINTS = 3
 """Evaluations a fit needs: two points always fit a line, so they would test nothing."""
@@ -43,6 +43,8 @@ class Projection:
     seconds_per_step: float
     seeds_needed: int
     """How many seeds the gate needs past the threshold."""
+    mean_of: int | None = None
+    """Where the gate reads a mean over seeds: how many seeds' mean curve was projected (its one entry in `seeds`)."""
 
     @property
     def steps(self) -> int | None:
@@ -58,10 +60,15 @@ class Projection:
     def describe(self) -> str:
         """One sentence for a claim's evidence and a notebook's narration."""
         direction = ">=" if self.at_least else "<="
-        which = "every seed" if self.seeds_needed == len(self.seeds) else f"{self.seeds_needed} of {len(self.seeds)} seeds"
-        what = f"{self.metric} {direction} {self.threshold:g} on {which}"
-        per_seed = "; ".join(f"seed {s.seed}: {s.steps if s.steps is not None else 'none'} ({s.reason})"
-                             for s in self.seeds)
+        if self.mean_of is not None:
+            which, labels = f"as the mean of {self.mean_of} seeds", ["mean"]
+        else:
+            which = "on every seed" if self.seeds_needed == len(self.seeds) else \
+                f"on {self.seeds_needed} of {len(self.seeds)} seeds"
+            labels = [f"seed {s.seed}" for s in self.seeds]
+        what = f"{self.metric} {direction} {self.threshold:g} {which}"
+        per_seed = "; ".join(f"{label}: {s.steps if s.steps is not None else 'none'} ({s.reason})"
+                             for label, s in zip(labels, self.seeds))
         if self.steps is None:
             return f"no budget projects {what} ({per_seed})"
         return (f"{what} projects to at least {self.steps:,} steps, {self.steps / self.measured_steps:.1f}x "
@@ -114,6 +121,24 @@ def project(metric: str, curves: dict[int, tuple[Sequence[int], Sequence[float]]
         raise ValueError(f"the seeds' curves of {metric} end at different steps {sorted(measured)}: a projection "
                          "compares runs of one budget")
     return Projection(metric, threshold, at_least, seeds, measured.pop(), seconds_per_step, seeds_needed)
+
+
+def project_mean(metric: str, curves: dict[int, tuple[Sequence[int], Sequence[float]]], threshold: float,
+                 at_least: bool, seconds_per_step: float, window: float = 0.5) -> Projection:
+    """As `project`, for a gate on the mean over seeds: the mean of the seeds' curves, which must be evaluated at the
+    same steps, is projected as one curve."""
+    if not curves:
+        raise ValueError(f"a projection of {metric} needs the curve of at least one seed, got none")
+    steps = {tuple(steps) for steps, _ in curves.values()}
+    if len(steps) != 1:
+        raise ValueError(f"the mean of {metric} over seeds needs every seed evaluated at the same steps, got "
+                         f"{sorted(steps)}")
+    for steps_, values in curves.values():
+        check_curve(steps_, values, window)
+    common = list(steps.pop())
+    mean = [sum(values[i] for _, values in curves.values()) / len(curves) for i in range(len(common))]
+    one = project(metric, {0: (common, mean)}, threshold, at_least, seconds_per_step, window)
+    return replace(one, mean_of=len(curves))
 
 
 def check_curve(steps: Sequence[int], values: Sequence[float], window: float) -> None:

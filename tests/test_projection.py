@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from repro.projection import MAX_FACTOR, project, project_seed
+from repro.projection import MAX_FACTOR, project, project_mean, project_seed
 
 STEPS = [100, 200, 300, 400, 500, 600, 700, 800]
 
@@ -93,3 +93,18 @@ def test_bad_projection_inputs_name_what_is_wrong():
                 0.85, True, 0.1)
     with pytest.raises(ValueError, match="window"):
         project_seed(0, STEPS, log_linear(0.1, 0.08), 0.85, True, window=0)
+
+
+def test_a_gate_on_the_mean_over_seeds_projects_the_mean_curve():
+    """Two seeds 0.05 either side of one log-linear curve: their mean is that curve, so it crosses where it does, though
+    neither seed alone would."""
+    centre = log_linear(0.1, 0.08)
+    curves = {0: (STEPS, [v + 0.05 for v in centre]), 1: (STEPS, [v - 0.05 for v in centre])}
+    mean = project_mean("top-1", curves, 0.85, at_least=True, seconds_per_step=0.5)
+    assert mean.steps == math.ceil(math.exp(0.75 / 0.08)) and mean.mean_of == 2
+    assert mean.describe().startswith("top-1 >= 0.85 as the mean of 2 seeds projects to at least 11,7")
+    assert "; mean: 11" in mean.describe()
+    with pytest.raises(ValueError, match="same steps"):
+        project_mean("top-1", {0: (STEPS, centre), 1: (STEPS[:-1], centre[:-1])}, 0.85, True, 0.5)
+    with pytest.raises(ValueError, match="at least one seed"):
+        project_mean("top-1", {}, 0.85, True, 0.5)
