@@ -1,6 +1,8 @@
 """The image-classification pipeline of notebook 07 on synthetic images and tiny models: the zoo's pairing, scoring,
 the tape-selection centre ratio and the per-seed ratios read off its tidy frames."""
 
+import math
+
 import pandas as pd
 import pytest
 import torch
@@ -170,3 +172,20 @@ def test_figures_have_one_panel_per_map_and_two_per_dataset(zoo, trained):
     assert len(ic.heatmap_figure(ic.selection_maps(selections)).axes) == 2  # the map and its colour bar
     figure = ic.quality_cost_figure(per_seed, zoo.models, "smoke")
     assert [ax.get_xlabel() for ax in figure.axes] == ["images / s (profile smoke)", "MFLOPs / image (profile smoke)"]
+
+
+def test_the_vit_competent_budget_projects_the_vits_mean_cifar_curve_to_the_gates_threshold():
+    """Hand-made frames: the ViT's two CIFAR-10 seeds sit 0.02 either side of 0.1 + 0.05 ln s, which reaches the gate's
+    0.55 at e^9, about 8,104 steps; SELF-ViT and Fashion-MNIST rows are not read."""
+    steps = [75, 150, 225, 300]
+    curves = pd.DataFrame([{"dataset": dataset, "model": model, "seed": seed, "step": s,
+                            "validation top-1": 0.1 + 0.05 * math.log(s) + (0.02 if seed else -0.02)
+                            if (dataset, model) == ("cifar10", "ViT") else 0.9}
+                           for dataset in ("cifar10", "fashion_mnist") for model in ("ViT", "SELF-ViT")
+                           for seed in (0, 1) for s in steps])
+    walls = pd.DataFrame([{"dataset": dataset, "model": model, "seed": seed,
+                           "train_seconds": 60.0 if (dataset, model) == ("cifar10", "ViT") else 1.0}
+                          for dataset in ("cifar10", "fashion_mnist") for model in ("ViT", "SELF-ViT") for seed in (0, 1)])
+    budget = ic.vit_competent_budget(curves, walls, 300)
+    assert ic.VIT_COMPETENT.threshold == 0.55 and budget.mean_of == 2
+    assert abs(budget.steps - math.exp(9)) <= 2 and budget.seconds_per_step == 0.2

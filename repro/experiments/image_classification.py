@@ -30,6 +30,7 @@ import pandas as pd
 import torch
 
 from repro import plots
+from repro.claims import preregistration
 from repro.cost import count_flops, time_forward
 from repro.data.images import (AUGMENTATIONS, CIFAR10_RESPLIT, AugmentedBatches, ImageSet, Preprocessing, cifar10,
                                evaluation_batches, fashion_mnist, stratified_split)
@@ -40,6 +41,7 @@ from repro.models.self_transformer import fixed_point_aux, fixed_point_layers
 from repro.models.vit import (AdaTapeViT, AdaTapeViTConfig, HaltingViT, HaltingViTConfig, UniversalViT,
                               UniversalViTConfig, ViT, ViTConfig, self_vit)
 from repro.nn import count_parameters
+from repro.projection import Projection, project_mean
 from repro.results import mean_std_text
 from repro.seeding import derive, torch_seed
 from repro.study import Settings, bounded
@@ -160,6 +162,21 @@ BUILDERS: dict[str, Callable[[ViTConfig, int], torch.nn.Module]] = {
     EFFICIENTNET: lambda v, bank_patch: efficientnet_lite0(v.classes, pretrained=True),
 }
 """The zoo, in the order of its tables: (backbone config, bank patch) -> model."""
+
+
+VIT_COMPETENT = next(gate for gate in preregistration("S3").gates if gate.key == "vit_competent")
+
+
+def vit_competent_budget(curves: pd.DataFrame, walls: pd.DataFrame, steps: int) -> Projection:
+    """What would let the gate `vit_competent` decide where it fails: the steps at which the ViT's CIFAR-10 validation
+    top-1, as the mean over seeds, projects to the gate's threshold (`repro.projection`, a lower bound; the gate reads
+    the test split, which the validation split estimates), at the ViT's measured training seconds per step."""
+    is_vit = lambda frame: (frame.dataset == "cifar10") & (frame.model == "ViT")
+    runs = curves[is_vit(curves)]
+    return project_mean("ViT validation top-1",
+                        {seed: (run.step.tolist(), run["validation top-1"].tolist()) for seed, run in runs.groupby("seed")},
+                        VIT_COMPETENT.threshold, at_least=True,
+                        seconds_per_step=walls[is_vit(walls)].train_seconds.mean() / steps)
 
 
 def scores(model: torch.nn.Module, images: ImageSet, batch_size: int, prep: Preprocessing,
