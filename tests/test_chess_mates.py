@@ -3,6 +3,8 @@ is affordable, read back verified, and required by the split for every long mate
 
 import json
 import lzma
+import subprocess
+import sys
 from dataclasses import replace
 
 import chess
@@ -184,3 +186,33 @@ def test_the_analysed_positions_are_every_lichess_long_mate_and_the_first_mined_
     assert chosen.ids == ["lichess1", "lichess2"] + [f"mined{i}" for i in order]
     assert chosen.mates.tolist() == [3, 5] + [mined.mates[i].item() for i in order]
     assert concatenate([lichess, mined]).mates.tolist() == lichess.mates.tolist() + mined.mates.tolist()
+
+
+ANALYSE_TWO = """
+import sys
+from dataclasses import replace
+from pathlib import Path
+import repro.data.chess_mates as mates
+from repro.data.chess import load_lichess
+lichess = load_lichess()
+two = lichess.subset((lichess.mates >= mates.LONG_MATE).nonzero().flatten()[:2])
+print(mates.analyse(two, replace(mates.SETTINGS, nodes_per_move=2000), workers=2, directory=Path(sys.argv[1])))
+"""
+
+
+@needs_stockfish
+def test_the_analysis_ends_and_writes_what_a_search_per_position_finds(tmp_path):
+    """Two Lichess mates on two engine processes at a small budget: the run ends (an engine left open in a worker once
+    kept the pool from shutting down), and the table holds each position's own analysis and reads back."""
+    done = subprocess.run([sys.executable, "-c", ANALYSE_TWO, str(tmp_path)], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    written = mates.load_answers(tmp_path)
+    settings = replace(mates.SETTINGS, nodes_per_move=2000)
+    engine = mates.open_analyst(settings)
+    try:
+        for fen, answers in written.items():
+            assert mates.analyse_position(engine, fen, answers.solution, answers.recorded_mate, settings) == answers
+    finally:
+        engine.quit()
+    assert len(written) == 2
