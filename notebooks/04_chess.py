@@ -111,7 +111,8 @@ study.describe()
 # rating bands, and BIG-bench mate-in-one: `test_size` puzzles per mined bucket and BIG-bench (400 at cpu scale: a
 # binomial standard error of at most 0.025) and `lichess_test_size` per rating band (200: at most 0.035). Mined buckets
 # hold non-mates by depth and mates by mate distance. The bucket table says, per bucket, how many puzzles have several
-# correct moves, how many are mates in 3+ (answered by the engine's analysis) and how many of those have several answers.
+# correct moves (by their (from, to) squares, as the readout scores them), how many are mates in 3+ (answered by the
+# engine's analysis) and how many of those have several answers.
 
 # %%
 with study.timed("load puzzles and their correct moves"):

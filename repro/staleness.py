@@ -23,7 +23,8 @@ REGISTRIES = {
                        "(`repro.verdicts.stale_definition`), so another claim's rule cannot touch it",
     "repro/deviations.py": "the deviations log, which the report renders from today's tree: a result is stale when a "
                            "deviation it cites is gone (`gone_deviations`)",
-    "repro/staleness.py": "this module, which records and compares hashes and computes nothing a result holds",
+    "repro/staleness.py": "this module, which records and compares the hashes of a result's inputs and computes none "
+                          "of its values",
 }
 """Recorded inputs whose file hash does not decide staleness, and what does instead."""
 
@@ -52,7 +53,8 @@ def code_inputs(stem: str) -> dict[str, str]:
 
 
 def changed_inputs(provenance: dict, data_sha256) -> list[str] | None:
-    """The recorded inputs whose file changed or is gone since the result was written; None when none were recorded.
+    """The recorded inputs whose file changed or is gone since the result was written, `REGISTRIES` aside; None when
+    none were recorded.
 
     Code is hashed again under the repository; data files are compared with `data_sha256(relative)`, the hash the
     data's manifest records today (hashing every dataset again for each report would take minutes)."""

@@ -127,3 +127,12 @@ def test_the_mlp_reads_a_board_and_costs_no_more_than_the_looped_forward():
     cost = lambda h: count_flops(lambda: chess.BoardMLP(chess.MLPConfig(h))(tokens[:1]))
     assert cost(hidden) <= target < cost(hidden + 1)
 
+
+
+def test_the_long_mates_are_the_puzzles_that_mate_in_3_or_more_in_bucket_order():
+    board, move = pychess.Board(), pychess.Move.from_uci("e2e4")
+    puzzles = lambda n: encode_puzzles([f"p{i}" for i in range(n)], [board] * n, [move] * n, None)
+    tests = {("mined", "a"): replace(puzzles(3), mates=torch.tensor([0, 3, 5])),
+             ("BIG-bench", "mate in one"): puzzles(2),          # no mate distances: none is long
+             ("Lichess", "b"): replace(puzzles(2), mates=torch.tensor([2, 4]))}
+    assert chess.is_long_mate(tests).tolist() == [False, True, True, False, False, False, True]

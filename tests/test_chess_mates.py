@@ -5,7 +5,7 @@ import json
 import lzma
 import subprocess
 import sys
-from dataclasses import replace
+from dataclasses import asdict, replace
 
 import chess
 import chess.engine
@@ -120,6 +120,13 @@ def test_correct_moves_answer_a_long_mate_with_the_engine_answers():
     solution = chess.Move.from_uci(committed.solution)
     assert correct_moves(board, solution) == [solution]
     assert [m.uci() for m in correct_moves(board, solution, committed.answers)] == list(committed.answers)
+    # Another puzzle on the same position keeps its own solution among the answers.
+    other = next(m for m in board.legal_moves if m.uci() not in committed.answers)
+    assert correct_moves(board, other, committed.answers)[-1] == other
+
+
+def write_settings(directory, **change):
+    (directory / mates.SETTINGS_FILE).write_text(json.dumps({"settings": asdict(mates.SETTINGS) | change}))
 
 
 def long_mate_tests(fen: str, solution: str) -> dict:
@@ -134,7 +141,7 @@ def test_the_split_stops_when_a_tested_long_mate_has_no_answers(tmp_path):
     with pytest.raises(FileNotFoundError, match="make chess-mates"):
         long_mate_answers(tests, tmp_path)
     (tmp_path / mates.ANALYSIS_FILE).write_bytes(lzma.compress(b"FEN,Solution,RecordedMate,ShortestMate,Answers\n"))
-    (tmp_path / mates.SETTINGS_FILE).write_text("{}")
+    write_settings(tmp_path)
     with pytest.raises(ValueError, match="1 of the 1 test puzzles that mate in 3 or more have no answers.*chess-mates"):
         long_mate_answers(tests, tmp_path)
     shorter = {key: replace(t, mates=torch.tensor([2])) for key, t in tests.items()}
@@ -143,7 +150,7 @@ def test_the_split_stops_when_a_tested_long_mate_has_no_answers(tmp_path):
 
 def test_a_bad_analysis_file_names_the_line_and_what_is_wrong(tmp_path):
     header = "FEN,Solution,RecordedMate,ShortestMate,Answers\n"
-    (tmp_path / mates.SETTINGS_FILE).write_text("{}")
+    write_settings(tmp_path)
     fen = chess.STARTING_FEN
     for body, message in ((f"{fen},e2e4,3,3,e2e5\n", "line 2: answers 'e2e5' are not legal moves there"),
                           (f"{fen},e2e4,three,3,e2e4\n", "line 2: invalid literal"),
@@ -156,6 +163,9 @@ def test_a_bad_analysis_file_names_the_line_and_what_is_wrong(tmp_path):
                 mates.load_answers(tmp_path)
     (tmp_path / mates.ANALYSIS_FILE).write_bytes(lzma.compress(b"FEN,Answers\n"))
     with pytest.raises(ValueError, match="columns"):
+        mates.load_answers(tmp_path)
+    write_settings(tmp_path, nodes_per_move=1000)
+    with pytest.raises(ValueError, match=r"analysed with \{'nodes_per_move': 1000.*make chess-mates"):
         mates.load_answers(tmp_path)
 
 
@@ -190,12 +200,13 @@ def test_the_analysed_positions_are_every_lichess_long_mate_and_the_first_mined_
 
 ANALYSE_TWO = """
 import sys
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 import repro.data.chess_mates as mates
 from repro.data.chess import load_lichess
 lichess = load_lichess()
 two = lichess.subset((lichess.mates >= mates.LONG_MATE).nonzero().flatten()[:2])
+mates.BATCH = 1  # a batch per position, so both engines work and the pool ends after several batches
 print(mates.analyse(two, replace(mates.SETTINGS, nodes_per_move=2000), workers=2, directory=Path(sys.argv[1])))
 """
 
@@ -207,8 +218,8 @@ def test_the_analysis_ends_and_writes_what_a_search_per_position_finds(tmp_path)
     done = subprocess.run([sys.executable, "-c", ANALYSE_TWO, str(tmp_path)], capture_output=True, text=True,
                           timeout=120)
     assert done.returncode == 0, done.stderr
-    written = mates.load_answers(tmp_path)
     settings = replace(mates.SETTINGS, nodes_per_move=2000)
+    written = mates.load_answers(tmp_path, settings)
     engine = mates.open_analyst(settings)
     try:
         for fen, answers in written.items():
@@ -216,3 +227,29 @@ def test_the_analysis_ends_and_writes_what_a_search_per_position_finds(tmp_path)
     finally:
         engine.quit()
     assert len(written) == 2
+
+
+def test_a_position_that_is_two_puzzles_is_refused_before_any_engine_starts():
+    board = chess.Board()
+    two = encode_puzzles(["a", "b"], [board, board], [chess.Move.from_uci("e2e4"), chess.Move.from_uci("d2d4")], None)
+    with pytest.raises(ValueError, match="is two puzzles, with solution and mate"):
+        mates.analyse(replace(two, mates=torch.tensor([3, 3])), workers=1, directory=None)
+
+
+def test_the_counts_quoted_for_the_committed_analysis_are_its_own():
+    """The module docstring and the deviation quote the analysis; a new `make chess-mates` must update them."""
+    from repro.deviations import DEVIATIONS
+    answers = list(mates.load_answers().values())
+    several = [a for a in answers if len(a.answers) > 1]
+    counts = {"positions": f"{len(answers):,}", "several": str(len(several)),
+              "several at 3": str(sum(a.shortest_mate == 3 for a in several)),
+              "at 3": str(sum(a.shortest_mate == 3 for a in answers)),
+              "sooner": str(sum(0 < a.shortest_mate < a.recorded_mate for a in answers)),
+              "none": str(sum(a.shortest_mate == 0 for a in answers)),
+              "missed": str(sum(a.shortest_mate > a.recorded_mate for a in answers))}
+    assert (f"Of the {counts['positions']} committed\npositions, {counts['several']} have several answers "
+            f"({counts['several at 3']} of the {counts['at 3']} whose shortest mate is 3), {counts['sooner']} mate sooner "
+            f"than recorded and {counts['none']}\nshow no mate") in mates.__doc__
+    text = DEVIATIONS["chess-long-mate-answers"].what
+    assert f"({counts['missed']} of {counts['positions']} positions)" in text
+    assert f"Of the {counts['positions']} analysed positions {counts['several']} have several answers" in text

@@ -328,9 +328,9 @@ def correct_moves(board: chess.Board, solution: chess.Move,
 
     Where a mate in one exists, every mate in one (Lichess and BIG-bench accept any mating move); where none does and
     the solution forces mate in two, every move that forces mate in two (exact search, ~10 ms a position). A longer
-    mate is answered by `long_mate`, the moves (UCI) that Stockfish's analysis finds mating soonest, the solution among
-    them (`repro.data.chess_mates`: an exact mate-in-3 search costs ~35x more per position); without them, by the
-    solution alone."""
+    mate is answered by `long_mate`, the moves (UCI) that Stockfish's analysis of the position finds mating soonest, and
+    the solution (`repro.data.chess_mates`: an exact mate-in-3 search costs ~35x more per position); without them, by
+    the solution alone."""
     # DEVIATION: [chess-every-correct-move] every shortest mate is accepted: exact up to mate in 2, the engine's beyond.
     mates = mates_in_one(board)
     if mates:
@@ -338,7 +338,7 @@ def correct_moves(board: chess.Board, solution: chess.Move,
     if forces_mate_in_two(board, solution):
         return [move for move in board.legal_moves if forces_mate_in_two(board, move)]
     if long_mate is not None:
-        return [chess.Move.from_uci(move) for move in long_mate]
+        return list(dict.fromkeys([*(chess.Move.from_uci(move) for move in long_mate), solution]))
     return [solution]
 
 
@@ -355,7 +355,8 @@ def correct_pairs(puzzles: ChessPuzzles, long_mates: Mapping[str, Sequence[str]]
 
 
 def is_correct(puzzles: ChessPuzzles, from_squares: torch.Tensor, to_squares: torch.Tensor) -> torch.Tensor:
-    """(N,) bool: is the predicted move (mover's frame) one of the puzzle's `correct_moves`?"""
+    """(N,) bool: is the predicted move (mover's frame) one of the puzzle's `correct_moves` (a longer mate: its solution
+    only; the miner's calibration on Lichess, whose puzzles have one winning move)?"""
     return torch.tensor([(int(a), int(b)) in pairs
                          for a, b, pairs in zip(from_squares, to_squares, correct_pairs(puzzles), strict=True)],
                         dtype=torch.bool)

@@ -129,8 +129,12 @@ def open_analyst(settings: MateAnalysisSettings) -> chess.engine.SimpleEngine:
 def analyse(puzzles: ChessPuzzles, settings: MateAnalysisSettings = SETTINGS, workers: int = 2,
             directory: Path = ANSWERS_DIR) -> Path:
     """Analyse `puzzles` (each position once) in `workers` engine processes; write the table and its settings."""
-    jobs = {fen: (fen, solution, int(mate), settings)
-            for fen, solution, mate in zip(puzzles.fens, puzzles.solutions, puzzles.mates.tolist())}
+    jobs = {}
+    for fen, solution, mate in zip(puzzles.fens, puzzles.solutions, puzzles.mates.tolist()):
+        job = (fen, solution, int(mate), settings)
+        if jobs.setdefault(fen, job) != job:
+            raise ValueError(f"position {fen} is two puzzles, with solution and mate {jobs[fen][1:3]} and {job[1:3]}; "
+                             "the analysis answers each position once")
     batches = [list(jobs.values())[start:start + BATCH] for start in range(0, len(jobs), BATCH)]
     analysed = []
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
@@ -156,15 +160,19 @@ def analyse(puzzles: ChessPuzzles, settings: MateAnalysisSettings = SETTINGS, wo
     return directory / ANALYSIS_FILE
 
 
-def load_answers(directory: Path = ANSWERS_DIR) -> dict[str, MateAnswers]:
-    """{FEN: its answers} from the committed analysis, checked against data/MANIFEST.json; a missing file says how to
-    make it."""
+def load_answers(directory: Path = ANSWERS_DIR, settings: MateAnalysisSettings = SETTINGS) -> dict[str, MateAnswers]:
+    """{FEN: its answers} from the committed analysis, checked against data/MANIFEST.json and made with `settings`; a
+    missing file says how to make it."""
     path = directory / ANALYSIS_FILE
     if not path.is_file():
         raise FileNotFoundError(f"no analysis of the chess test sets' longer mates at {path}; `{COMMAND}` writes it "
                                 f"(Stockfish, about 20 minutes on two cores)")
     verify_if_committed(path)
     verify_if_committed(directory / SETTINGS_FILE)
+    recorded = json.loads((directory / SETTINGS_FILE).read_text()).get("settings")
+    if recorded != asdict(settings):
+        raise ValueError(f"{path} was analysed with {recorded}, not the {asdict(settings)} asked for; `{COMMAND}` "
+                         "analyses again")
     answers = {}
     with lzma.open(path, "rt") as handle:
         reader = csv.DictReader(handle)

@@ -244,10 +244,17 @@ def split(settings: ChessSettings, corpus_dir, answers_dir=ANSWERS_DIR) -> Chess
                       long_mate_answers(tests, answers_dir))
 
 
+def is_long_mate(tests: dict[tuple[str, str], ChessPuzzles]) -> torch.Tensor:
+    """(N,) bool over the puzzles of `tests` in order (as `concatenate` joins them): those that mate in 3 or more, which
+    the engine's analysis answers."""
+    return torch.cat([torch.zeros(len(t.fens), dtype=torch.bool) if t.mates is None else t.mates >= LONG_MATE
+                      for t in tests.values()])
+
+
 def long_mate_answers(tests: dict[tuple[str, str], ChessPuzzles], answers_dir) -> dict[str, tuple[str, ...]]:
     """{FEN: answers} of the test puzzles that mate in 3 or more; an error naming them when the analysis lacks one."""
-    fens = {fen for t in tests.values() if t.mates is not None
-            for fen, mate in zip(t.fens, t.mates.tolist()) if mate >= LONG_MATE}
+    fens = {fen for fen, long in zip([fen for t in tests.values() for fen in t.fens], is_long_mate(tests).tolist())
+            if long}
     if not fens:
         return {}
     analysis = load_answers(answers_dir)
@@ -367,11 +374,12 @@ class BucketScores:
                             index=pd.MultiIndex.from_tuples(self.split.buckets, names=["source", "bucket"]))
 
     def answers(self) -> pd.DataFrame:
-        """Per bucket: the puzzles with several correct moves, the mates in 3+ (answered by the engine's analysis) and
-        those of them with several answers."""
+        """Per bucket: the puzzles with several correct moves, counted as the readout scores them, by distinct (from, to)
+        squares (a promotion to two pieces is one); the mates in 3+ (answered by the engine's analysis) and those of them
+        with several answers."""
         several = (self.accepted.sum(dim=1) > 1).cpu()
         bucket_of = self.bucket_of.cpu()
-        long = torch.tensor([fen in self.split.long_mates for fen in self.puzzles.fens])
+        long = is_long_mate(self.split.tests)
         return pd.DataFrame([{"source": s, "bucket": b,
                               "several correct moves": int(several[bucket_of == k].sum()),
                               "mates in 3+": int(long[bucket_of == k].sum()),
