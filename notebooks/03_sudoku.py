@@ -42,16 +42,14 @@ FIGURES_DIR = "build/scratch/figures"  # and figures/, so a run by hand never ov
 CHECKPOINT_DIR = ""       # a folder (from the repository root) to checkpoint every run and resume after a kill
 
 # %%
-import matplotlib.pyplot as plt
 import pandas as pd
-import seaborn as sns
 from IPython.display import Markdown, display
 
 from repro import plots
 from repro.data.sudoku import CELL_BOX, CELL_COLUMN, CELL_ROW, DIFFICULTIES, SudokuStream
 from repro.experiments import looped, sudoku
 from repro.experiments.looped import INTERNAL_BRANCH, LOOPED, RECALL_NORM_ON, REFERENCE, Zoo
-from repro.experiments.sudoku import AS_GENERATED, COMMITTED, ROLES, TRAIN_CLASSES, SudokuSettings, givens_label
+from repro.experiments.sudoku import AS_GENERATED, COMMITTED, ROLES, TRAIN_CLASSES, SudokuSettings
 from repro.models.looped import configuration_name
 from repro.results import mean_std_text
 from repro.study import Study
@@ -251,15 +249,9 @@ by_bucket["exact_match"]
 # %%
 means = finals[finals.read_at == LAST].groupby(["model", "class", "givens"]).blank_accuracy.mean()
 grids = {name: means.loc[name] for name in MODELS} | {"classical solver (boards solved)": buckets.solved}
-fig, axes = plt.subplots(3, 3, figsize=(14, 10.5))
-for ax, (name, values) in zip(axes.flat, grids.items()):
-    grid = values.unstack("givens").loc[list(DIFFICULTIES), [givens_label(g) for g in S.test_givens]]
-    sns.heatmap(grid, annot=True, fmt=".2f", vmin=0, vmax=1, cmap="viridis", cbar=False, ax=ax)
-    ax.set(title=name, xlabel="givens", ylabel="qqwing class")
-fig.suptitle(f"blank-cell accuracy by class and givens, {LAST} (mean over seeds); training: "
-             f"{'/'.join(TRAIN_CLASSES)}, {low}-{high} givens")
-fig.tight_layout()
-study.figure(fig, "accuracy_by_difficulty")
+study.figure(sudoku.accuracy_figure(grids, S.test_givens, f"blank-cell accuracy by class and givens, {LAST} (mean over "
+                                    f"seeds); training: {'/'.join(TRAIN_CLASSES)}, {low}-{high} givens"),
+             "accuracy_by_difficulty")
 
 # %% [markdown]
 # Reading each grid from its top left (training classes, many givens) to its bottom right (harder classes, fewer

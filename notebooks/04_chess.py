@@ -54,9 +54,7 @@ ANSWERS_DIR = ""          # the engine's answers to the test sets' mates in 3+; 
 # %%
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import pandas as pd
-import seaborn as sns
 from IPython.display import Markdown, display
 
 from repro import plots
@@ -272,14 +270,8 @@ by_bucket[list(references)] = references.round(3).to_numpy()
 study.table("accuracy_by_bucket", by_bucket)
 
 means = finals[finals.read_at == LAST].groupby(["model", "source", "bucket"], sort=False).accuracy.mean().unstack("model")
-fig, ax = plt.subplots(figsize=(12, 0.45 * len(BUCKETS) + 1.5))
-sns.heatmap(means.loc[BUCKETS, MODELS].set_axis([f"{s}: {b}" for s, b in BUCKETS]), annot=True, fmt=".2f", vmin=0,
-            vmax=1, cmap="viridis", cbar_kws={"label": "legal move correct"}, ax=ax)
-ax.set(title=f"legal move correct by bucket, {LAST} (mean over seeds); training: mined depth ≤ {TRAIN_DEPTH}",
-       xlabel="model", ylabel="test bucket")
-ax.tick_params(axis="x", labelrotation=30)
-fig.tight_layout()
-study.figure(fig, "accuracy_by_difficulty")
+study.figure(chess.accuracy_figure(means, BUCKETS, MODELS, f"legal move correct by bucket, {LAST} (mean over seeds); "
+                                   f"training: mined depth ≤ {TRAIN_DEPTH}"), "accuracy_by_difficulty")
 
 # %% [markdown]
 # Compare each model's column with the random-legal-move column: a score at chance on a bucket is no evidence of skill

@@ -387,6 +387,17 @@ class BucketScores:
                              for k, (s, b) in enumerate(self.split.tests)]).set_index(["source", "bucket"])
 
 
+def accuracy_figure(means: pd.DataFrame, buckets: list[tuple[str, str]], models: list[str], title: str):
+    """A heatmap of legal-move accuracy, one row per test bucket and one column per model."""
+    fig, ax = plt.subplots(figsize=(12, 0.45 * len(buckets) + 1.5))
+    sns.heatmap(means.loc[buckets, models].set_axis([f"{s}: {b}" for s, b in buckets]), annot=True, fmt=".2f", vmin=0,
+                vmax=1, cmap="viridis", cbar_kws={"label": "legal move correct"}, ax=ax)
+    ax.set(title=title, xlabel="model", ylabel="test bucket")
+    ax.tick_params(axis="x", labelrotation=30)
+    fig.tight_layout()
+    return fig
+
+
 def scale_text(settings: ChessSettings, profile: str, split: ChessSplit, read_at: str) -> str:
     """The evidence's opening: the scale of the run and how its answers are scored."""
     held_out = sum(role != "in-distribution" for role in split.roles.values())

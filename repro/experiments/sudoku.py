@@ -179,6 +179,18 @@ class BucketScores:
                  "blank_accuracy": blank[b]} for b, (c, g) in enumerate(self.split.tests)]
 
 
+def accuracy_figure(grids: dict[str, pd.Series], test_givens, title: str):
+    """One heatmap per model (and the classical solver) of blank-cell accuracy by qqwing class and givens."""
+    fig, axes = plt.subplots(3, 3, figsize=(14, 10.5))
+    for ax, (name, values) in zip(axes.flat, grids.items()):
+        grid = values.unstack("givens").loc[list(DIFFICULTIES), [givens_label(g) for g in test_givens]]
+        sns.heatmap(grid, annot=True, fmt=".2f", vmin=0, vmax=1, cmap="viridis", cbar=False, ax=ax)
+        ax.set(title=name, xlabel="givens", ylabel="qqwing class")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
 def exact_match_projection(curves: pd.DataFrame, walls: pd.DataFrame, model: str, threshold: float, seeds_needed: int,
                            steps: int) -> Projection:
     """The budget at which `model`'s whole-board exact match would reach `threshold` on `seeds_needed` seeds, projected
