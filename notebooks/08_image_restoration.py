@@ -30,8 +30,9 @@
 # on its own (a window is one "example" of its stopping rule), so its compute is spent where the window needs it.
 #
 # **Data.** The paper's benchmarks cannot be fetched here, so clean natural photographs that ship inside installed packages
-# (scikit-image, PyWavelets, scikit-learn, matplotlib) stand in: greyscale in [0, 1], three held out whole as the test set, the
-# rest cut into random training patches. Degradations (`repro.data.restoration`): additive Gaussian noise σ = 15, 25, 50 (0-255
+# (scikit-image, PyWavelets, scikit-learn, matplotlib) stand in: greyscale in [0, 1], three held out whole as the test set, two
+# more as a validation set that only draws the learning curves, the rest cut into random training patches. Degradations
+# (`repro.data.restoration`): additive Gaussian noise σ = 15, 25, 50 (0-255
 # scale); ×2 and ×4 bicubic super-resolution (downsample with antialiasing, then bicubic upsampling back to full size, so the model
 # maps an image to one of the same size); Gaussian blur (σ 1.6) and linear motion blur (13 px at 45°). One model per task family
 # (blind to the level within it: one denoiser for all three σ, one SR model for both scales, one deblurrer for both kernels).
@@ -49,7 +50,7 @@ import pandas as pd
 from IPython.display import Markdown, display
 
 from repro import plots
-from repro.data.restoration import TEST_IMAGES, TRAIN_IMAGES, held_out_pairs
+from repro.data.restoration import TEST_IMAGES, TRAIN_IMAGES, VALIDATION_IMAGES, held_out_pairs
 from repro.experiments import restoration as rs
 from repro.experiments.paired import describe, difference
 from repro.experiments.restoration import CELLS, DELTA, FAMILIES, FAMILY_NAMES, LEVEL_NAMES, VARIANTS, RestorationSettings
@@ -74,7 +75,7 @@ SETTINGS = RestorationSettings.per_profile(
     paper=dict(seeds=[0, 1, 2, 3, 4], steps=500_000, batch=32, patch=128, lr=2e-4, test_images=TEST_IMAGES,
                test_crop=None, model=dict(width=180, heads=6, layers=36, mlp_hidden=360, window=8, patch=1), fpsa={}))
 study = Study("08_image_restoration", PROFILE, SETTINGS, RESULTS_DIR, FIGURES_DIR, CHECKPOINT_DIR,
-              seeds={"test_noise": "restoration-test"},
+              seeds={"test_noise": "restoration-test", "validation_noise": "restoration-validation"},
               unrunnable={"paper": "it documents a SwinIR-scale recipe (500k steps per run); use smoke, cpu or gpu"})
 S = study.settings
 FPSA = S.fpsa_config()  # the defaults, but for smoke's cheaper cap
@@ -85,7 +86,8 @@ study.describe()
 #
 # Every photograph is read from a file inside an installed wheel (nothing is downloaded) and converted to greyscale float in
 # [0, 1] (luma, BT.709 weights). The cameraman ships in both scikit-image and PyWavelets; it is used once. The three test images
-# are held out whole: no training patch is cut from them (`repro.experiments.restoration.training_images` checks it). A
+# and the two validation images are held out whole: no training patch is cut from them
+# (`repro.experiments.restoration.training_images` checks it). A
 # training batch draws patches uniformly over every position of every training image, applies one of the 8 flips/rotations,
 # and degrades each patch by a level drawn uniformly from its family; the batch is a pure function of (seed, step). The test
 # images are degraded once, with noise from named seeds. Look at the input PSNR of each level: it is the bar a restorer must
@@ -95,12 +97,14 @@ study.describe()
 with study.timed("load images"):
     train_images = rs.training_images()
     tests = held_out_pairs(S.test_images, S.test_crop)
+    validation = held_out_pairs(VALIDATION_IMAGES, S.test_crop, split="validation")
 display(study.table("photographs", rs.photographs_table()))
 inputs = rs.input_quality(tests)
 size = "×".join(map(str, next(iter(tests[CELLS[0]].values()))[1].shape[-2:]))
 scored = "whole" if S.test_crop is None else f"on a central {size} crop"
 display(Markdown(f"Training: {len(TRAIN_IMAGES)} photographs, patches of {S.patch}² px, {S.steps} steps × {S.batch} "
-                 f"per run. Test: {len(S.test_images)} held-out photographs, scored {scored}."))
+                 f"per run. Test: {len(S.test_images)} held-out photographs, scored {scored}; validation: "
+                 f"{', '.join(VALIDATION_IMAGES)}, likewise."))
 study.table("degradations", rs.degradations_table(inputs))
 
 # %% [markdown]
@@ -139,18 +143,21 @@ study.table("parameters", parameters.to_frame())
 # ## Training
 #
 # Every run (`repro.experiments.restoration.fit`): L1 loss between the restored and the clean patch, AdamW (weight decay 0.01),
-# warm-up over 10% of the steps, cosine decay, clipping at 1.0. The loss curve is the training loss averaged over fifths of the
-# run. Look at whether the two variants' curves separate by more than their spread over seeds.
+# warm-up over 10% of the steps, cosine decay, clipping at 1.0. At every tenth of the run the training loss (averaged since
+# the last record) and the PSNR of every level of the family on the validation photographs are recorded: the validation
+# curves say whether a run has stopped learning, and project the budget of a failed gate (below). Look at whether the two
+# variants' curves separate by more than their spread over seeds.
 
 # %%
 with study.timed("training"):
-    models, curves, walls = rs.train_all(S, train_images, study.device, study.checkpoint)
+    models, curves, walls = rs.train_all(S, train_images, validation, study.device, study.checkpoint)
 study.figure(plots.learning_curves(curves.replace({"family": FAMILY_NAMES}), "train_loss", "training L1 loss",
                                    hue="variant", hue_order=VARIANTS, panel="family", title="training loss"),
              "training_loss")
 
 # %% [markdown]
-# Training L1 loss against the step, mean ± sd over seeds, one panel per task family.
+# Training L1 loss against the step, mean ± sd over seeds, one panel per task family. The validation curves follow the
+# classical methods below.
 #
 # ## Results: PSNR and SSIM on the held-out photographs
 #
@@ -184,11 +191,19 @@ study.table("ssim", ssim_table)
 # %%
 with study.timed("classical methods"):
     classical_psnr = rs.classical_psnr(tests)
+    validation_classical = rs.classical_psnr(validation).max(axis=1)
 best_classical = classical_psnr.max(axis=1)
 study.table("classical_psnr", rs.classical_table(classical_psnr, psnr_table["vanilla"]))
+margins = rs.validation_curves(curves, validation_classical)
+study.figure(plots.learning_curves(margins[margins.variant == "vanilla"], "above classical",
+                                   "vanilla − best classical (dB)", hue="degradation", panel="family",
+                                   title="validation PSNR margin"), "validation_margin")
 
 # %% [markdown]
-# Where the best classical column beats the vanilla restorer, the competence gate fails for that cell.
+# Where the best classical column beats the vanilla restorer, the competence gate fails for that cell. The figure draws the
+# same margin on the validation photographs during training (the best classical method's PSNR on them subtracted), mean ± sd
+# over seeds: a curve still rising at the last step says the budget, not the model, sets the gate, and the lowest cell's
+# curve is what projects the steps that would pass it (`repro.experiments.restoration.beats_classical_budget`).
 #
 # ## Compute spent: FPSA evaluations per attention layer, and wall time
 #
@@ -229,6 +244,7 @@ unconverged = per_seed_compute["unconverged windows"].groupby(level="seed").mean
 overall = psnr_per_seed[DELTA].groupby(level="seed").mean()
 ssim_delta = ssim_per_seed[DELTA].groupby(level="seed").mean()
 lowest = above_classical.mean(axis=1).idxmin()
+budget = rs.beats_classical_budget(curves, validation_classical, walls, S.steps)
 evidence = (
     f"profile {study.profile}; seeds {list(S.seeds)}; one {parameters['vanilla']:,}-parameter restorer per family and "
     f"attention, {S.steps} steps of {S.batch} patches of {S.patch}²; held-out photographs {', '.join(S.test_images)} "
@@ -239,14 +255,16 @@ evidence = (
     f"minus the best classical method, lowest cell per seed, {mean_std_text(above_classical.min())} dB (lowest on average: "
     f"{FAMILY_NAMES[lowest[0]]} {LEVEL_NAMES[lowest[1]]}); FPSA spent {scores[scores.variant == 'FPSA'].evaluations.mean():.2f} "
     f"evaluations per layer and window (cap {FPSA.max_iterations}), {mean_std_text(unconverged)} of its solves stopped at "
-    f"the cap, and trained {train_seconds['FPSA / vanilla'].mean():.1f}x longer.")
+    f"the cap, and trained {train_seconds['FPSA / vanilla'].mean():.1f}x longer; budget for the gate "
+    f"vanilla_beats_classical (validation photographs {', '.join(VALIDATION_IMAGES)}): {budget.describe()}.")
 DEVIATIONS = ("restoration-packaged-photos", "restoration-degradations", "restoration-architecture", "restoration-recipe",
-              "restoration-test-crop", "self-solver-settings", "self-neumann-gradient", "self-injected-map",
-              "self-example-stop")
+              "restoration-test-crop", "restoration-validation-photos", "self-solver-settings", "self-neumann-gradient",
+              "self-injected-map", "self-example-stop")
 study.claim("S4", parts={PARTS[family]: family_gain[family] for family in FAMILIES},
             gates={"vanilla_beats_classical": above_classical.min().mean(), "fpsa_converges": unconverged.mean()},
             evidence=evidence, deviations=DEVIATIONS,
-            pipeline=(rs.build, rs.fit, rs.score, rs.quality_table, difference, rs.family_gains, rs.classical))
+            pipeline=(rs.build, rs.fit, rs.validation_psnr, rs.score, rs.quality_table, difference, rs.family_gains,
+                      rs.classical, rs.beats_classical_budget))
 display(Markdown(evidence))
 wall = study.wall_table("wall_time")
 study.write()

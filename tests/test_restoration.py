@@ -9,8 +9,8 @@ import torch
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from repro.data import restoration
-from repro.data.restoration import (DEGRADATIONS, PHOTOGRAPHS, TEST_IMAGES, TRAIN_IMAGES, RestorationPatches,
-                                    blur_kernel, center_crop, degrade, gaussian_kernel, held_out_pairs, load_image,
+from repro.data.restoration import (DEGRADATIONS, PHOTOGRAPHS, TEST_IMAGES, TRAIN_IMAGES, VALIDATION_IMAGES,
+                                    RestorationPatches, blur_kernel, center_crop, degrade, gaussian_kernel, held_out_pairs, load_image,
                                     motion_kernel)
 from repro.image_quality import psnr, ssim
 from repro.models.restorer import Restorer, RestorerConfig, WindowPositionBias, from_windows, to_windows
@@ -47,9 +47,11 @@ def test_colour_photographs_become_scikit_image_luma():
     assert torch.allclose(load_image("astronaut")[0], torch.from_numpy(rgb2gray(rgb)).float(), atol=1e-6)
 
 
-def test_test_images_are_held_out_and_distinct_from_every_training_image(training_images):
-    assert set(TEST_IMAGES).isdisjoint(TRAIN_IMAGES) and set(TEST_IMAGES) | set(TRAIN_IMAGES) == set(PHOTOGRAPHS)
-    for name in TEST_IMAGES:
+def test_test_and_validation_images_are_held_out_and_distinct_from_every_training_image(training_images):
+    held_out = set(TEST_IMAGES) | set(VALIDATION_IMAGES)
+    assert set(TEST_IMAGES).isdisjoint(VALIDATION_IMAGES) and held_out.isdisjoint(TRAIN_IMAGES)
+    assert held_out | set(TRAIN_IMAGES) == set(PHOTOGRAPHS)
+    for name in held_out:
         test = load_image(name)
         assert not any(image.shape == test.shape and torch.equal(image, test) for image in training_images.values())
 
@@ -62,7 +64,11 @@ def test_unknown_names_are_rejected_with_the_valid_ones():
     with pytest.raises(ValueError, match="unknown level of task 'sr' 'x3'.*'x2', 'x4'"):
         degrade(torch.zeros(1, 1, 16, 16), "sr", "x3")
     with pytest.raises(ValueError, match="not a held-out test image"):
-        held_out_pairs(("astronaut",))
+        held_out_pairs((VALIDATION_IMAGES[0],))
+    with pytest.raises(ValueError, match="not a held-out validation image; valid: 'astronaut', 'coffee'"):
+        held_out_pairs(("camera",), split="validation")
+    with pytest.raises(ValueError, match="unknown held-out split 'val'; valid choices: 'test', 'validation'"):
+        held_out_pairs(("camera",), split="val")
 
 
 def test_patches_are_flipped_or_rotated_regions_of_the_training_images_only(training_images):
@@ -154,6 +160,17 @@ def test_test_pairs_are_fixed_and_cropped_to_a_multiple_of_four():
     whole = held_out_pairs(("chelsea",), degradations=(("sr", "x4"),))[("sr", "x4")]["chelsea"][1]
     assert whole.shape == (1, 1, 300, 448)
     assert torch.equal(center_crop(torch.arange(36.).view(6, 6), 2), torch.tensor([[14., 15.], [20., 21.]]))
+
+
+def test_validation_pairs_draw_their_noise_from_their_own_stream():
+    cell = ("denoise", "sigma25")
+    degraded, clean = held_out_pairs(("coffee",), crop=32, degradations=(cell,), split="validation")[cell]["coffee"]
+    noise = (degraded - clean) * 255 / 25
+    assert clean.shape == (1, 1, 32, 32) and abs(noise.std().item() - 1) < 0.15
+    assert torch.equal(degraded, held_out_pairs(("coffee",), crop=32, degradations=(cell,), split="validation")
+                       [cell]["coffee"][0])
+    test_noise = held_out_pairs(("camera",), crop=32, degradations=(cell,))[cell]["camera"]
+    assert not torch.allclose(noise, (test_noise[0] - test_noise[1]) * 255 / 25)
 
 
 # --- metrics ------------------------------------------------------------------------------------

@@ -7,14 +7,14 @@ import pandas as pd
 import pytest
 import torch
 
-from repro.data.restoration import TASKS, held_out_pairs
+from repro.data.restoration import TASKS, VALIDATION_IMAGES, held_out_pairs
 from repro.experiments import restoration as rs
 from repro.experiments.restoration import CELLS, DELTA, FAMILIES, VARIANTS, RestorationSettings
 from repro.nn import count_parameters
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-TINY = dict(seeds=[0], steps=1, batch=2, patch=16, lr=2e-3, test_images=("camera",), test_crop=24,
+TINY = dict(seeds=[0], steps=2, batch=2, patch=16, lr=2e-3, test_images=("camera",), test_crop=24,
             model=dict(width=8, heads=2, layers=1, mlp_hidden=16, window=4, patch=2), fpsa=dict(max_iterations=2))
 
 
@@ -29,8 +29,13 @@ def tests(settings):
 
 
 @pytest.fixture(scope="module")
-def trained(settings, tests):
-    models, curves, walls = rs.train_all(settings, rs.training_images())
+def validation(settings):
+    return held_out_pairs(VALIDATION_IMAGES, settings.test_crop, split="validation")
+
+
+@pytest.fixture(scope="module")
+def trained(settings, tests, validation):
+    models, curves, walls = rs.train_all(settings, rs.training_images(), validation)
     scores, examples = rs.score(models, tests, "camera", 0)
     return models, curves, walls, scores, examples
 
@@ -63,6 +68,63 @@ def test_training_runs_every_family_seed_and_variant_in_order(trained):
     assert list(models) == [(family, 0, variant) for family in FAMILIES for variant in VARIANTS]
     assert set(curves.columns) >= {"family", "variant", "seed", "step", "train_loss"}
     assert len(walls) == 6 and (walls["train seconds"] > 0).all()
+
+
+def test_every_evaluation_scores_the_levels_of_its_family_on_the_validation_photographs(trained, validation):
+    models, curves, _, _, _ = trained
+    assert all(steps == [1, 2] for steps in curves.groupby(["family", "variant"]).step.apply(list))
+    for family in FAMILIES:
+        rows = curves[curves.family == family]
+        own = [f"validation PSNR {level}" for level in TASKS[family]]
+        others = [c for c in curves.columns if c.startswith("validation PSNR") and c not in own]
+        assert rows[own].notna().all().all() and rows[others].isna().all().all()
+    # the last evaluation is the trained model's own score of the validation pairs
+    model, last = models["denoise", 0, "vanilla"], curves.query("family == 'denoise' and variant == 'vanilla'").iloc[-1]
+    with torch.no_grad():
+        expected = rs.validation_psnr(validation, "denoise")(model.eval())
+    assert expected == pytest.approx({key: last[key] for key in expected}, abs=1e-6)
+
+
+def test_validation_curves_are_long_and_subtract_the_best_classical_method(trained):
+    _, curves, _, _, _ = trained
+    best = pd.Series({cell: 20.0 for cell in CELLS})
+    long = rs.validation_curves(curves, best)
+    assert len(long) == len(curves) // len(FAMILIES) * len(CELLS)
+    assert (long["above classical"] == long["validation PSNR"] - 20.0).all()
+    assert set(long.degradation) == set(rs.LEVEL_NAMES.values())
+
+
+def margin_curves(margins: dict[int, callable], steps=(300, 600, 900, 1200, 1500, 1800, 2100, 2400, 2700, 3000)):
+    """Curves as `train_all` writes them, best classical 30 dB everywhere: the vanilla run of a seed has, at every
+    step, `margins[seed](step)` dB over it at motion blur and 5 dB more at every other cell; FPSA 10 dB worse."""
+    rows = []
+    for family in FAMILIES:
+        for seed, margin in margins.items():
+            for variant, offset in (("vanilla", 0.0), ("FPSA", -10.0)):
+                for step in steps:
+                    rows.append({"family": family, "variant": variant, "seed": seed, "step": step, "train_loss": 0.1,
+                                 **{f"validation PSNR {level}": 30 + margin(step) + offset
+                                    + (0 if level == "motion" else 5) for level in TASKS[family]}})
+    return pd.DataFrame(rows), pd.Series({cell: 30.0 for cell in CELLS})
+
+
+def test_validation_margins_read_the_lowest_cell_of_the_vanilla_runs():
+    curves, best = margin_curves({0: lambda step: -1.0, 1: lambda step: -3.0})
+    margins = rs.validation_margins(curves, best)
+    assert margins.loc[0].eq(-1.0).all() and margins.loc[1].eq(-3.0).all() and len(margins) == 20
+
+
+def test_budget_of_the_classical_gate_projects_a_log_linear_curve_to_zero():
+    gate = rs.VANILLA_BEATS_CLASSICAL
+    assert (gate.key, gate.op, gate.threshold) == ("vanilla_beats_classical", ">=", 0.0)
+    # mean over the two seeds: -4 + log2(step / 3000), reaching 0 dB at 16 x 3,000 steps
+    curves, best = margin_curves({0: lambda step: -3 + math.log2(step / 3000), 1: lambda step: -5 + math.log2(step / 3000)})
+    walls = pd.DataFrame({"variant": ["vanilla", "FPSA"], "train seconds": [30.0, 90.0]})
+    budget = rs.beats_classical_budget(curves, best, walls, 3000)
+    assert budget.mean_of == 2 and budget.steps == pytest.approx(48_000, rel=1e-6)
+    assert budget.seconds_per_step == pytest.approx(0.01)
+    reached, _ = margin_curves({0: lambda step: 0.5, 1: lambda step: 1.5})
+    assert rs.beats_classical_budget(reached, best, walls, 3000).seeds[0].measured
 
 
 def test_scores_have_one_row_per_cell_variant_and_image(trained):

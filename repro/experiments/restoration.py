@@ -10,7 +10,8 @@ batches (`fit`: `RestorationPatches` of the stream "restoration-batches", family
 - `quality_table` reads the per-seed means over images and the paired FPSA − vanilla difference per cell
   (`repro.experiments.paired.difference`), `family_gains` the claim's per-seed gain of each family;
 - `classical` restores the same degraded images with classical methods, the gate a restorer must pass before its
-  attention can be compared.
+  attention can be compared; where it fails, `beats_classical_budget` projects the steps that would pass it from the
+  runs' learning curves on the validation photographs (`validation_psnr`, scored during training).
 
 Frames are tidy: one row per (task, level, seed, variant, image).
 """
@@ -26,13 +27,15 @@ import torch
 from skimage.restoration import (denoise_nl_means, denoise_tv_chambolle, denoise_wavelet, richardson_lucy,
                                  unsupervised_wiener)
 
-from repro.data.restoration import (GAUSSIAN_BLUR_SIGMA, MOTION_BLUR_ANGLE, MOTION_BLUR_LENGTH, NOISE_SIGMAS,
-                                    PHOTOGRAPHS, SR_SCALES, TASKS, TEST_IMAGES, TRAIN_IMAGES, RestorationPatches,
+from repro.claims import preregistration
+from repro.data.restoration import (GAUSSIAN_BLUR_SIGMA, HELD_OUT, MOTION_BLUR_ANGLE, MOTION_BLUR_LENGTH,
+                                    NOISE_SIGMAS, PHOTOGRAPHS, SR_SCALES, TASKS, TRAIN_IMAGES, RestorationPatches,
                                     blur_kernel, load_image)
 from repro.experiments.paired import difference
 from repro.image_quality import psnr, ssim
 from repro.models.restorer import Restorer, RestorerConfig
 from repro.models.self_transformer import FixedPointAttentionConfig, swap_self_attention
+from repro.projection import Projection, project_mean
 from repro.results import mean_std_text
 from repro.seeding import derive, torch_seed
 from repro.study import Settings
@@ -60,7 +63,7 @@ class RestorationSettings(Settings):
     patch: int  # side of a training patch, in pixels
     lr: float
     test_images: tuple[str, ...]
-    test_crop: int | None  # score a central crop of this side; None: whole images
+    test_crop: int | None  # score a central crop of this side (test and validation photographs); None: whole images
     model: dict  # `RestorerConfig` keywords
     fpsa: dict  # `FixedPointAttentionConfig` keywords; empty: its defaults
 
@@ -69,9 +72,9 @@ class RestorationSettings(Settings):
 
 
 def training_images() -> dict[str, torch.Tensor]:
-    """The photographs training patches are cut from; none of them is a held-out test photograph."""
+    """The photographs training patches are cut from; none of them is a held-out test or validation photograph."""
     images = {name: load_image(name) for name in TRAIN_IMAGES}
-    held_out = [load_image(name) for name in TEST_IMAGES]
+    held_out = [load_image(name) for names in HELD_OUT.values() for name in names]
     if any(image.shape == test.shape and torch.equal(image, test) for image in images.values() for test in held_out):
         raise ValueError("a held-out photograph is also a training photograph")
     return images
@@ -82,7 +85,8 @@ def photographs_table() -> pd.DataFrame:
     return pd.DataFrame([{
         "image": name, "package": PHOTOGRAPHS[name].package, "file": PHOTOGRAPHS[name].file,
         "what": PHOTOGRAPHS[name].what, "H × W": " × ".join(map(str, load_image(name).shape[-2:])),
-        "role": "test (held out whole)" if name in TEST_IMAGES else "training patches"}
+        "role": next((f"{split} (held out whole)" for split, names in HELD_OUT.items() if name in names),
+                     "training patches")}
         for name in PHOTOGRAPHS]).set_index("image")
 
 
@@ -130,31 +134,47 @@ def l1_loss(model: Restorer, batch) -> torch.Tensor:
     return (model(degraded)[0] - clean).abs().mean()
 
 
+def validation_psnr(validation: dict, family: str, device: torch.device = torch.device("cpu")):
+    """The learning curves' metric of a `family` run: {"validation PSNR <level>": mean over the validation photographs}
+    for each level of the family (scored as `quality`, without its SSIM), `validation` as
+    `repro.data.restoration.held_out_pairs` gives it."""
+    def evaluate(model: Restorer) -> dict:
+        return {f"validation PSNR {level}":
+                sum(psnr(clean, model(degraded.to(device))[0].float().cpu().clamp(0, 1), border=border(family, level))
+                    .item() for degraded, clean in validation[family, level].values()) / len(validation[family, level])
+                for level in TASKS[family]}
+    return evaluate
+
+
 def fit(settings: RestorationSettings, family: str, seed: int, variant: str, images: dict[str, torch.Tensor],
-        device: torch.device = torch.device("cpu"), checkpoint: Path | None = None) -> tuple[Restorer, TrainResult]:
-    """One run: L1 loss, AdamW, warm-up over 10% of the steps, the training loss recorded over fifths of the run,
-    on patches of `images` degraded by a level drawn uniformly from the family's."""
+        validation: dict, device: torch.device = torch.device("cpu"),
+        checkpoint: Path | None = None) -> tuple[Restorer, TrainResult]:
+    """One run: L1 loss, AdamW, warm-up over 10% of the steps, on patches of `images` degraded by a level drawn
+    uniformly from the family's; the training loss and `validation_psnr` recorded at every tenth of the run (ten
+    points, so that a failed gate's budget can be projected from the later half)."""
     S = settings
     model = build(S, family, seed, variant)
     config = TrainConfig(steps=S.steps, lr=S.lr, warmup_steps=max(1, S.steps // 10),
-                         eval_every=max(1, S.steps // 5), checkpoint_every=max(1, S.steps // 5), seed=seed)
+                         eval_every=max(1, S.steps // 10), checkpoint_every=max(1, S.steps // 5), seed=seed)
     batches = RestorationPatches(images, S.patch, S.batch, derive("restoration-batches", family, seed),
                                  tuple((family, level) for level in TASKS[family]))
-    result = train(model, l1_loss, batches, config, checkpoint=checkpoint, device=device,
-                   description=f"{family} {variant} seed {seed}")
+    result = train(model, l1_loss, batches, config, evaluate=validation_psnr(validation, family, device),
+                   checkpoint=checkpoint, device=device, description=f"{family} {variant} seed {seed}")
     return model, result
 
 
-def train_all(settings: RestorationSettings, images: dict[str, torch.Tensor],
-              device: torch.device = torch.device("cpu"), checkpoint: Callable[..., Path | None] = lambda *key: None) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
+def train_all(settings: RestorationSettings, images: dict[str, torch.Tensor], validation: dict,
+              device: torch.device = torch.device("cpu"),
+              checkpoint: Callable[..., Path | None] = lambda *key: None) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
     """Every (family, seed, variant), in that nesting (the variants of a pair one after the other): the trained
-    models, the loss curves (one row per record) and the training seconds (one row per run).
+    models, the learning curves (one row per evaluation) and the training seconds (one row per run).
     `checkpoint(family, variant, seed)` names a run's checkpoint."""
     models, curves, walls = {}, [], []
     for family in FAMILIES:
         for seed in settings.seeds:
             for variant in VARIANTS:
-                model, result = fit(settings, family, seed, variant, images, device, checkpoint(family, variant, seed))
+                model, result = fit(settings, family, seed, variant, images, validation, device,
+                                    checkpoint(family, variant, seed))
                 models[family, seed, variant] = model
                 curves += [{"family": family, "variant": variant, "seed": seed, **row} for row in result.history]
                 walls.append({"family": family, "variant": variant, "seed": seed, "train seconds": result.wall_seconds})
@@ -231,14 +251,52 @@ def classical(degraded: torch.Tensor, task: str, level: str) -> dict[str, torch.
 
 
 def classical_psnr(tests: dict) -> pd.DataFrame:
-    """Mean PSNR over the test images of every classical method (columns, in the order they are first met) per cell
-    (rows, in `CELLS` order; NaN where a method does not apply)."""
+    """Mean PSNR over the images of `tests` (test or validation pairs) of every classical method (columns, in the
+    order they are first met) per cell (rows, in `CELLS` order; NaN where a method does not apply)."""
     scores = pd.DataFrame([{"task": task, "level": level, "image": name, "method": method,
                             **quality(clean, restored, task, level)}
                            for (task, level), pairs in tests.items() for name, (degraded, clean) in pairs.items()
                            for method, restored in classical(degraded, task, level).items()])
     table = scores.pivot_table(index=["task", "level"], columns="method", values="psnr", aggfunc="mean")
     return table.loc[[cell for cell in CELLS if cell in table.index], list(scores.method.unique())]
+
+
+def validation_curves(curves: pd.DataFrame, best_classical: pd.Series) -> pd.DataFrame:
+    """`train_all`'s validation curves in long form, one row per (run, evaluated step, level of its family): the
+    validation PSNR and its margin over the best classical method's on the same images (`best_classical`, by task and
+    level), the gate's reading per cell."""
+    return pd.DataFrame([{"family": FAMILY_NAMES[row["family"]], "degradation": LEVEL_NAMES[level],
+                          "variant": row["variant"], "seed": row["seed"], "step": row["step"],
+                          "validation PSNR": row[f"validation PSNR {level}"],
+                          "above classical": row[f"validation PSNR {level}"] - best_classical[row["family"], level]}
+                         for row in curves.to_dict("records") for level in TASKS[row["family"]]])
+
+
+VANILLA_BEATS_CLASSICAL = next(gate for gate in preregistration("S4").gates if gate.key == "vanilla_beats_classical")
+
+
+def validation_margins(curves: pd.DataFrame, best_classical: pd.Series) -> pd.Series:
+    """The gate `vanilla_beats_classical`'s quantity at every evaluation, on the validation photographs: per (seed,
+    step), the vanilla restorer's validation PSNR minus the best classical method's (`best_classical`, by task and
+    level, on the same validation images), lowest over the cells."""
+    vanilla = curves[curves.variant == "vanilla"]
+    margins = pd.DataFrame({(task, level): vanilla[vanilla.family == task].set_index(["seed", "step"])
+                            [f"validation PSNR {level}"] - best_classical[task, level] for task, level in CELLS})
+    return margins.min(axis=1)
+
+
+def beats_classical_budget(curves: pd.DataFrame, best_classical: pd.Series, walls: pd.DataFrame,
+                           steps: int) -> Projection:
+    """What would let the gate `vanilla_beats_classical` decide where it fails: the steps at which
+    `validation_margins`, as the mean over seeds (the gate's reading of the test photographs, which the validation
+    photographs estimate), reaches the gate's threshold (`repro.projection`), at the vanilla runs' measured training
+    seconds per step."""
+    margin = validation_margins(curves, best_classical)
+    return project_mean("vanilla minus the best classical method's validation PSNR, lowest cell",
+                        {seed: (run.index.get_level_values("step").tolist(), run.tolist())
+                         for seed, run in margin.groupby(level="seed")},
+                        VANILLA_BEATS_CLASSICAL.threshold, at_least=VANILLA_BEATS_CLASSICAL.op == ">=",
+                        seconds_per_step=walls[walls.variant == "vanilla"]["train seconds"].mean() / steps)
 
 
 def classical_table(psnr_by_method: pd.DataFrame, vanilla: pd.Series) -> pd.DataFrame:
