@@ -232,7 +232,8 @@ def count(name: str) -> str:
 
 scale = (f"profile {study.profile}, CIFAR-10 (re-split test set, {len(zoo.test['cifar10'])} test images), "
          f"{len(S.seeds)} seeds, {S.steps} steps of {S.batch}, width {S.width}, {S.layers} layers")
-vit_budget = f"budget for the gate vit_competent: {ic.vit_competent_budget(curves, walls, S.steps).describe()}"
+vit_budget = {claim: "budget for the gate vit_competent: "
+                     + ic.vit_competent_budget(curves, walls, S.steps, claim).describe() for claim in ("S3", "A2")}
 pipeline = (ic.Zoo.build, ic.Zoo.fit, ic.Zoo.evaluate, ic.scores, difference, ic.vit_competent_budget)
 delta = {metric: difference(cifar, metric, "SELF-ViT", "ViT", arm="model") for metric in ("top-1", "top-5")}
 at_cap = cifar[cifar.model == "SELF-ViT"]["FPSA at cap"]
@@ -245,7 +246,7 @@ study.claim(
     evidence=f"SELF-ViT - ViT top-1 {describe(delta['top-1'], 3)}, top-5 {describe(delta['top-5'], 3)} (same "
              f"parameters: {count('SELF-ViT')}); ViT top-1 {top1['ViT']:.3f}, SELF-ViT {top1['SELF-ViT']:.3f}, "
              f"EfficientNet-Lite0 {top1[EFFICIENTNET]:.3f} with {count(EFFICIENTNET)} parameters; SELF-ViT's FPSA "
-             f"solves stopped at the cap {mean_std_text(at_cap)}; {scale}; {vit_budget}",
+             f"solves stopped at the cap {mean_std_text(at_cap)}; {scale}; {vit_budget['S3']}",
     deviations=("vision-small-images", "vision-recipe", "vision-efficientnet-lite0", "cifar10-resplit",
                 "image-augmentation", "self-solver-settings"), pipeline=pipeline)
 
@@ -264,7 +265,7 @@ study.claim(
              + "; " + "; ".join(f"AdaTape - {key} top-1 {describe(a2_parts[f'top1_vs_{key}'], 3)}, executed MFLOPs "
                                 f"{key} / AdaTape {mean_std_text(a2_parts[f'cost_vs_{key}'])}, / 1.5x AdaTape "
                                 f"{mean_std_text(a2_parts[f'larger_cost_vs_{key}'])}" for key in BASELINES)
-             + f"; {operating_points} operating points per adaptive family; {scale}; {vit_budget}",
+             + f"; {operating_points} operating points per adaptive family; {scale}; {vit_budget['A2']}",
     deviations=("vision-small-images", "vision-recipe", "vision-executed-cost", "a2-executed-cost-rule", "avit-gate",
                 "avit-ponder-only", "adatape-masked-mean", "adatape-per-example-scores", "cifar10-resplit",
                 "image-augmentation"),

@@ -5,10 +5,11 @@ many steps each seed's curve projects to reach the gate's threshold, and what th
 
 The projection is deliberately simple and says so: over the last evaluations of each seed (by default the later half,
 at least `MIN_POINTS`), the metric is fitted by least squares as a straight line in log(step), the usual shape of a
-learning curve over a short horizon, and the line is followed to the threshold. A real curve bends towards a plateau,
-so a log-linear line reaches the threshold sooner than the curve does, or reaches it where the curve never will: the
-projection is a lower bound on the budget, never a promise. A curve that does not move towards the threshold over the
-fitted window projects nothing, and neither does one whose crossing lies beyond `MAX_FACTOR` times the measured run.
+learning curve over a short horizon, and the line is followed to the threshold. It is an extrapolation, not a bound
+either way: a curve that bends towards a plateau reaches the threshold later than its line, or never; a curve still
+speeding up (a short run fitted early in training, or one leaving a plateau) reaches it sooner. It says which budget
+to try next, and that run decides. A curve that does not move towards the threshold over the fitted window projects
+nothing, and neither does one whose crossing lies beyond `MAX_FACTOR` times the measured run.
 """
 
 import math
@@ -54,8 +55,14 @@ class Projection:
         return projected[self.seeds_needed - 1] if len(projected) >= self.seeds_needed else None
 
     @property
-    def cpu_minutes_per_run(self) -> float | None:
+    def minutes_per_run(self) -> float | None:
+        """At the measured speed, on the device that measured it."""
         return None if self.steps is None else self.steps * self.seconds_per_step / 60
+
+    @property
+    def measured(self) -> bool:
+        """True where `seeds_needed` seeds reached the threshold in the run itself: nothing is projected."""
+        return sum(seed.measured for seed in self.seeds) >= self.seeds_needed
 
     def describe(self) -> str:
         """One sentence for a claim's evidence and a notebook's narration."""
@@ -71,18 +78,23 @@ class Projection:
                              for label, s in zip(labels, self.seeds))
         if self.steps is None:
             return f"no budget projects {what} ({per_seed})"
-        return (f"{what} projects to at least {self.steps:,} steps, {self.steps / self.measured_steps:.1f}x "
-                f"the {self.measured_steps:,} measured, about {self.cpu_minutes_per_run:.0f} CPU-minutes per run at "
-                f"the measured {self.seconds_per_step:.3g} s per step (log-linear fit, a lower bound; {per_seed})")
+        if self.measured:
+            return f"{what} was reached in the run, by step {self.steps:,} of {self.measured_steps:,} ({per_seed})"
+        return (f"{what} projects to about {self.steps:,} steps, {self.steps / self.measured_steps:.1f}x the "
+                f"{self.measured_steps:,} measured, about {self.minutes_per_run:.0f} minutes per run at the measured "
+                f"{self.seconds_per_step:.3g} s per step (a log-linear extrapolation, not a bound; {per_seed})")
 
 
 def project_seed(seed: int, steps: Sequence[int], values: Sequence[float], threshold: float, at_least: bool,
-                 window: float = 0.5) -> SeedProjection:
+                 window: float = 0.5, first_reach: bool = False) -> SeedProjection:
     """Where one seed's curve (`values` at evaluated `steps`) reaches `threshold`: where its last evaluation meets it,
-    the evaluated step from which every evaluation did (a gate reads the end of a run, so an early spike that fell back
-    is not a pass); else the log-linear projection of the later `window` of its evaluations."""
+    the evaluated step from which every evaluation did (a gate that reads the end of a run: an early spike that fell
+    back is not a pass); with `first_reach`, the first evaluated step that met it (a gate that reads the steps to a
+    criterion); else the log-linear projection of the later `window` of its evaluations."""
     check_curve(steps, values, window)
     meets = [value >= threshold if at_least else value <= threshold for value in values]
+    if first_reach and any(meets):
+        return SeedProjection(seed, int(steps[meets.index(True)]), True, "reached in the run")
     if meets[-1]:
         since = len(meets) - 1
         while since > 0 and meets[since - 1]:
@@ -104,9 +116,11 @@ def project_seed(seed: int, steps: Sequence[int], values: Sequence[float], thres
 
 
 def project(metric: str, curves: dict[int, tuple[Sequence[int], Sequence[float]]], threshold: float, at_least: bool,
-            seconds_per_step: float, window: float = 0.5, seeds_needed: int | None = None) -> Projection:
-    """The steps and CPU time `metric` needs to reach `threshold` on `seeds_needed` (default: every) seed of `curves`
-    (seed -> (evaluated steps, values)), at the measured `seconds_per_step` of one run."""
+            seconds_per_step: float, window: float = 0.5, seeds_needed: int | None = None,
+            first_reach: bool = False) -> Projection:
+    """The steps and time `metric` needs to reach `threshold` on `seeds_needed` (default: every) seed of `curves`
+    (seed -> (evaluated steps, values)), at the measured `seconds_per_step` of one run; `first_reach` as in
+    `project_seed`."""
     if not curves:
         raise ValueError(f"a projection of {metric} needs the curve of at least one seed, got none")
     seeds_needed = len(curves) if seeds_needed is None else seeds_needed
@@ -114,7 +128,7 @@ def project(metric: str, curves: dict[int, tuple[Sequence[int], Sequence[float]]
         raise ValueError(f"seeds_needed must be between 1 and the {len(curves)} seeds of the curves, got {seeds_needed}")
     if not seconds_per_step > 0:
         raise ValueError(f"seconds_per_step must be a positive measured time, got {seconds_per_step!r}")
-    seeds = tuple(project_seed(seed, steps, values, threshold, at_least, window)
+    seeds = tuple(project_seed(seed, steps, values, threshold, at_least, window, first_reach)
                   for seed, (steps, values) in sorted(curves.items()))
     measured = {int(steps[-1]) for steps, _ in curves.values()}
     if len(measured) != 1:

@@ -186,6 +186,7 @@ def test_the_vit_competent_budget_projects_the_vits_mean_cifar_curve_to_the_gate
     walls = pd.DataFrame([{"dataset": dataset, "model": model, "seed": seed,
                            "train_seconds": 60.0 if (dataset, model) == ("cifar10", "ViT") else 1.0}
                           for dataset in ("cifar10", "fashion_mnist") for model in ("ViT", "SELF-ViT") for seed in (0, 1)])
-    budget = ic.vit_competent_budget(curves, walls, 300)
-    assert ic.VIT_COMPETENT.threshold == 0.55 and budget.mean_of == 2
+    budget = ic.vit_competent_budget(curves, walls, 300, "S3")
+    assert ic.vit_competent_gate("S3").threshold == 0.55 and budget.mean_of == 2
+    assert ic.vit_competent_budget(curves, walls, 300, "A2").threshold == ic.vit_competent_gate("A2").threshold
     assert abs(budget.steps - math.exp(9)) <= 2 and budget.seconds_per_step == 0.2

@@ -10,10 +10,11 @@ import torch
 from repro.data.parity import GENERATORS
 from repro.experiments import parity
 from repro.experiments.parity import (ADATAPE_INPUT, ADATAPE_LEARNABLE, ADATAPE_ZERO, BASELINES, CONTROL, MODELS,
-                                      TRANSFORMER, UNIVERSAL, UNSEEN_FROM, ParitySettings)
+                                      SOLVED, TRANSFORMER, UNIVERSAL, UNSEEN_FROM, ParitySettings)
 from repro.models.adatape import AdaTapeParity
 from repro.models.transformer import TransformerClassifier
 from repro.models.universal import UniversalTransformer
+from repro.train import steps_to_criterion
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -204,3 +205,15 @@ def test_the_winner_projection_reads_adatapes_curves_on_its_task_at_its_measured
     projection = parity.winner_projection(curves, finals, "adatape", 400)
     assert projection.steps == math.ceil(math.exp(9)) and projection.seeds_needed == 2
     assert projection.seconds_per_step == 0.2 and not any(seed.measured for seed in projection.seeds)
+
+
+def test_the_winner_projection_counts_a_seed_where_the_gate_does_at_its_first_step_at_the_criterion():
+    """A seed that reached SOLVED at step 200 and fell back is reached there for `baselines_budget`
+    (`steps_to_criterion`), so the projection counts it there too, not as a curve to extrapolate."""
+    curves = pd.DataFrame([{"generator": "adatape", "model": ADATAPE_INPUT, "seed": 0, "step": s, "accuracy": a}
+                           for s, a in zip([100, 200, 300, 400], [0.6, 0.96, 0.9, 0.93])])
+    finals = pd.DataFrame([{"generator": "adatape", "model": ADATAPE_INPUT, "seed": 0, "wall_seconds": 40.0,
+                            "steps_to_criterion": steps_to_criterion(curves.to_dict("records"), "accuracy", SOLVED)}])
+    projection = parity.winner_projection(curves, finals, "adatape", 400)
+    assert projection.measured and projection.steps == 200 == finals.steps_to_criterion[0]
+    assert parity.baselines_budget(finals, "adatape", 400) == 2.0

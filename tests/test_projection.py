@@ -37,6 +37,25 @@ def test_a_curve_that_ends_above_the_threshold_gives_the_step_from_which_it_stay
     assert project_seed(0, STEPS, [0.95] * 8, 0.9, at_least=True).steps == 100
 
 
+def test_a_gate_on_steps_to_criterion_counts_the_first_evaluation_that_met_it():
+    spike = [0.5, 0.7, 0.92, 0.8, 0.85, 0.86, 0.87, 0.88]  # met the criterion at 300, then fell back
+    first = project_seed(0, STEPS, spike, 0.9, at_least=True, first_reach=True)
+    assert first.measured and first.steps == 300
+    assert not project_seed(0, STEPS, spike, 0.9, at_least=True).measured
+    later = [0.5, 0.7, 0.9, 0.8, 0.95, 0.96, 0.97, 0.97]
+    assert project_seed(0, STEPS, later, 0.9, at_least=True, first_reach=True).steps == 300
+
+
+def test_a_gate_every_seed_reached_in_the_run_is_described_as_measured_not_projected():
+    curves = {0: (STEPS, [0.5, 0.7, 0.9, 0.8, 0.95, 0.96, 0.97, 0.97]), 1: (STEPS, [0.95] * 8)}
+    reached = project("accuracy", curves, 0.9, True, seconds_per_step=0.06)
+    assert reached.measured and reached.steps == 500
+    assert reached.describe().startswith("accuracy >= 0.9 on every seed was reached in the run, by step 500 of 800")
+    assert "projects" not in reached.describe()
+    mixed = project("accuracy", curves | {2: (STEPS, log_linear(0.1, 0.08))}, 0.85, True, seconds_per_step=0.06)
+    assert not mixed.measured and "projects to about" in mixed.describe()
+
+
 @pytest.mark.parametrize("values, reason", [
     ([0.6] * 8, "not moving towards"),
     (log_linear(0.9, -0.05), "not moving towards"),
@@ -52,10 +71,10 @@ def test_the_gate_needs_every_seed_so_the_slowest_decides_and_a_flat_one_blocks(
     curves = {0: (STEPS, log_linear(0.1, 0.08)), 1: (STEPS, log_linear(0.2, 0.08))}
     projection = project("accuracy", curves, 0.85, True, seconds_per_step=0.06)
     assert projection.steps == math.ceil(math.exp(0.75 / 0.08))  # seed 0 is the slower
-    assert projection.cpu_minutes_per_run == pytest.approx(projection.steps * 0.06 / 60)
-    assert "projects to at least 11,7" in projection.describe() and "lower bound" in projection.describe()
+    assert projection.minutes_per_run == pytest.approx(projection.steps * 0.06 / 60)
+    assert "projects to about 11,7" in projection.describe() and "not a bound" in projection.describe()
     blocked = project("accuracy", curves | {2: (STEPS, [0.6] * 8)}, 0.85, True, seconds_per_step=0.06)
-    assert blocked.steps is None and blocked.cpu_minutes_per_run is None
+    assert blocked.steps is None and blocked.minutes_per_run is None
     assert blocked.describe().startswith("no budget projects accuracy >= 0.85 on every seed")
 
 
@@ -64,7 +83,7 @@ def test_a_gate_on_some_seeds_is_decided_by_the_slowest_of_the_seeds_it_needs():
     curves = {0: (STEPS, log_linear(0.1, 0.08)), 1: (STEPS, log_linear(0.2, 0.08)), 2: (STEPS, [0.6] * 8)}
     two = project("exact match", curves, 0.85, True, seconds_per_step=0.06, seeds_needed=2)
     assert two.steps == math.ceil(math.exp(0.75 / 0.08))   # seeds 0 and 1 project; seed 2 does not block
-    assert "exact match >= 0.85 on 2 of 3 seeds projects to at least" in two.describe()
+    assert "exact match >= 0.85 on 2 of 3 seeds projects to about" in two.describe()
     one = project("exact match", curves, 0.85, True, seconds_per_step=0.06, seeds_needed=1)
     assert one.steps == math.ceil(math.exp(0.65 / 0.08))   # the faster seed 1 alone
     with pytest.raises(ValueError, match="seeds_needed must be between 1 and the 3 seeds"):
@@ -102,7 +121,7 @@ def test_a_gate_on_the_mean_over_seeds_projects_the_mean_curve():
     curves = {0: (STEPS, [v + 0.05 for v in centre]), 1: (STEPS, [v - 0.05 for v in centre])}
     mean = project_mean("top-1", curves, 0.85, at_least=True, seconds_per_step=0.5)
     assert mean.steps == math.ceil(math.exp(0.75 / 0.08)) and mean.mean_of == 2
-    assert mean.describe().startswith("top-1 >= 0.85 as the mean of 2 seeds projects to at least 11,7")
+    assert mean.describe().startswith("top-1 >= 0.85 as the mean of 2 seeds projects to about 11,7")
     assert "; mean: 11" in mean.describe()
     with pytest.raises(ValueError, match="same steps"):
         project_mean("top-1", {0: (STEPS, centre), 1: (STEPS[:-1], centre[:-1])}, 0.85, True, 0.5)

@@ -30,7 +30,7 @@ import pandas as pd
 import torch
 
 from repro import plots
-from repro.claims import preregistration
+from repro.claims import Gate, preregistration
 from repro.cost import count_flops, time_forward
 from repro.data.images import (AUGMENTATIONS, CIFAR10_RESPLIT, AugmentedBatches, ImageSet, Preprocessing, cifar10,
                                evaluation_batches, fashion_mnist, stratified_split)
@@ -164,18 +164,22 @@ BUILDERS: dict[str, Callable[[ViTConfig, int], torch.nn.Module]] = {
 """The zoo, in the order of its tables: (backbone config, bank patch) -> model."""
 
 
-VIT_COMPETENT = next(gate for gate in preregistration("S3").gates if gate.key == "vit_competent")
+def vit_competent_gate(claim: str) -> Gate:
+    """The gate `vit_competent` as the claim `claim` (S3 or A2) pre-registers it."""
+    return next(gate for gate in preregistration(claim).gates if gate.key == "vit_competent")
 
 
-def vit_competent_budget(curves: pd.DataFrame, walls: pd.DataFrame, steps: int) -> Projection:
-    """What would let the gate `vit_competent` decide where it fails: the steps at which the ViT's CIFAR-10 validation
-    top-1, as the mean over seeds, projects to the gate's threshold (`repro.projection`, a lower bound; the gate reads
-    the test split, which the validation split estimates), at the ViT's measured training seconds per step."""
+def vit_competent_budget(curves: pd.DataFrame, walls: pd.DataFrame, steps: int, claim: str) -> Projection:
+    """What would let the gate `vit_competent` of `claim` decide where it fails: the steps at which the ViT's CIFAR-10
+    validation top-1, as the mean over seeds, projects to the gate's threshold (`repro.projection`, an extrapolation;
+    the gate reads the test split, which the validation split estimates), at the ViT's measured training seconds per
+    step."""
+    gate = vit_competent_gate(claim)
     is_vit = lambda frame: (frame.dataset == "cifar10") & (frame.model == "ViT")
     runs = curves[is_vit(curves)]
     return project_mean("ViT validation top-1",
                         {seed: (run.step.tolist(), run["validation top-1"].tolist()) for seed, run in runs.groupby("seed")},
-                        VIT_COMPETENT.threshold, at_least=True,
+                        gate.threshold, at_least=gate.op == ">=",
                         seconds_per_step=walls[is_vit(walls)].train_seconds.mean() / steps)
 
 

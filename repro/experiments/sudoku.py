@@ -20,7 +20,7 @@ from repro.data.files import write_committed_manifest
 from repro.data.sudoku import (DIFFICULTIES, SudokuBatch, SudokuSet, board_string, concatenate, encode, generate_set,
                                is_solved, load_or_generate, solve, with_givens)
 from repro.experiments.looped import ExtrapolationSettings, bucket_index, bucket_means
-from repro.claims import SUDOKU_LEARN
+from repro.claims import SUDOKU_LEARN, SUDOKU_LEARNED
 from repro.plots import finish
 from repro.projection import Projection, project
 from repro.seeding import rng
@@ -194,7 +194,7 @@ def accuracy_figure(grids: dict[str, pd.Series], test_givens, title: str):
 def exact_match_projection(curves: pd.DataFrame, walls: pd.DataFrame, model: str, threshold: float, seeds_needed: int,
                            steps: int) -> Projection:
     """The budget at which `model`'s whole-board exact match would reach `threshold` on `seeds_needed` seeds, projected
-    from its validation curve (in-distribution puzzles at T = M; `repro.projection`, a lower bound) at its measured
+    from its validation curve (in-distribution puzzles at T = M; `repro.projection`, an extrapolation) at its measured
     train seconds per step. The gate reads the in-distribution test buckets at the largest T, where the recall + outer
     norm models score about as at M."""
     runs = curves[curves.model == model]
@@ -204,14 +204,13 @@ def exact_match_projection(curves: pd.DataFrame, walls: pd.DataFrame, model: str
                    threshold, at_least=True, seconds_per_step=seconds, seeds_needed=seeds_needed)
 
 
-def recall_learns_budget(curves: pd.DataFrame, walls: pd.DataFrame, models: list[str], threshold: float,
-                         steps: int) -> str:
-    """What would let the gate `recall_learns` decide: each model's projected budget to exact match `threshold` on as
-    many seeds as the gate asks for, or why the run cannot say."""
+def recall_learns_budget(curves: pd.DataFrame, walls: pd.DataFrame, models: list[str], steps: int) -> str:
+    """What would let the gate `recall_learns` decide: each model's projected budget to the gate's exact match
+    (`SUDOKU_LEARNED`) on as many seeds as the gate asks for, or why the run cannot say."""
     needed, seeds = int(SUDOKU_LEARN.threshold), curves.seed.nunique()
     if seeds < needed:
         return f"the gate needs {needed} seeds, the run has {seeds}"
-    return "; ".join(exact_match_projection(curves, walls, model, threshold, needed, steps).describe()
+    return "; ".join(exact_match_projection(curves, walls, model, SUDOKU_LEARNED, needed, steps).describe()
                      for model in models)
 
 
