@@ -11,6 +11,11 @@ them in a fixed order:
 2. **FPSA at inference**: the same trained weights with FPSA swapped in (no training of its own, no new parameters);
 3. **FPSA**: built under the same seed with FPSA, fine-tuned on the same stream, scored.
 
+Where the paired runs' budget is too small for the vanilla arm to pass a competence gate, `competence_curve` trains
+one vanilla model of the same design for longer and scores a validation split at every tenth of it: the learning
+curve from which `repro.projection` projects the budget the gate needs. It is a model of its own; no paired run is
+stopped, chosen or scored by it.
+
 `predict` scores every evaluation example once, in batches sorted by length (less padding) or in file order, and
 records what the FPSA layers spent on each (layer, example) solve; `solves` makes those a tidy frame, and
 `solver_summary` and `spend_by_layer` (over `repro.experiments.paired.spend`) sum them up. `cell` writes the mean ±
@@ -20,7 +25,7 @@ and `fixed_subset` draws the fixed random subset of examples a cheap profile sco
 """
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -30,12 +35,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from repro.claims import Gate, preregistration
 from repro.data import glue
 from repro.data.batches import ShuffledBatches, trim_padding
 from repro.experiments.paired import difference, spend
 from repro.models import minilm
 from repro.models.self_transformer import (FixedPointAttentionConfig, fixed_point_aux, fixed_point_layers,
                                            swap_bert_attention)
+from repro.projection import Projection, project
 from repro.results import mean_std
 from repro.seeding import derive, rng, torch_seed
 from repro.study import Settings
@@ -112,6 +119,18 @@ def fine_tune(design: Design, model: nn.Module, variant: str) -> TrainResult:
     batches = ShuffledBatches(design.train_set, design.batch, design.stream)
     return train(model, design.loss, batches, design.config, checkpoint=design.checkpoint(variant),
                  device=design.device, description=f"{design.label} {variant}".strip())
+
+
+def competence_curve(design: Design, steps: int, score: Callable[[nn.Module], dict]) -> TrainResult:
+    """One vanilla fine-tune of `design` for `steps` steps (its recipe, warm-up over 10% of them), `score`d on a
+    validation split at every tenth: the history is the learning curve of the design's vanilla arm at a budget the
+    paired runs cannot afford, its wall seconds what one such step costs."""
+    config = replace(design.config, steps=steps, warmup_steps=max(1, steps // 10), eval_every=max(1, steps // 10),
+                     checkpoint_every=max(1, steps // 5))
+    model = build(design, None)
+    batches = ShuffledBatches(design.train_set, design.batch, design.stream)
+    return train(model, design.loss, batches, config, evaluate=score, checkpoint=design.checkpoint("competence curve"),
+                 device=design.device, description=f"{design.label} competence curve".strip())
 
 
 def _in_order(pieces: list[tuple[torch.Tensor, torch.Tensor]], count: int, axis: int) -> torch.Tensor:
@@ -285,6 +304,7 @@ class GlueSettings(Settings):
     pretrained_lr: float
     scratch_batch: int
     scratch_lr: float
+    validation_size: int  # training examples of each task held out as its validation split (never trained on)
     width: int  # the from-scratch encoder's size
     layers: int
     heads: int
@@ -294,6 +314,7 @@ class GlueSettings(Settings):
     scratch_steps: int | None = None
     scratch_epochs: int | None = None
     fpsa_max_iterations: int | None = None  # None: FixedPointAttentionConfig's default
+    curve_steps: int | None = None  # the competence curves' length (`competence_curve`); None: no curve
 
     def recipe(self, scale: str) -> tuple[int | None, int, float]:
         """(steps, batch, learning rate) of the scale's fine-tune."""
@@ -334,3 +355,47 @@ def glue_row(arm: Arm, scale: str, task: str, seed: int, labels) -> dict:
     return {"scale": scale, "variant": arm.variant, "task": task, "seed": seed, "parameters": arm.parameters,
             **glue.metrics(task, labels, arm.prediction.outputs[0].numpy()), "train seconds": arm.train_seconds,
             "eval seconds": arm.prediction.seconds, **spend_by_layer(arm.prediction.solver)}
+
+
+GATED_TASKS = {"SST-2": ("vanilla_sst2", "accuracy"), "STS-B": ("vanilla_stsb", "pearson")}
+"""The tasks a competence gate of S1 and S7 reads, with its gate's key and the metric it reads."""
+
+
+def glue_gate(task: str) -> Gate:
+    """The competence gate on `task` as S1.glue_mechanism pre-registers it (S7.glue shares it)."""
+    key, _ = GATED_TASKS[task]
+    return next(gate for gate in preregistration("S1.glue_mechanism").gates if gate.key == key)
+
+
+def validation_split(table: pd.DataFrame, size: int, task: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(training rows, validation rows) of a task's training table: `size` rows drawn from the named stream
+    "glue-validation" (task) are held out of training, so the competence curves are scored on examples no run
+    trained on."""
+    if not 1 <= size < len(table):
+        raise ValueError(f"{task}: validation_size must be in [1, {len(table) - 1}] (the training rows less one), "
+                         f"got {size}")
+    validation = fixed_subset(table, size, "glue-validation", task)
+    return table.drop(index=validation.index), validation
+
+
+def glue_validation_score(task: str, validation: tuple, batch_size: int, device: torch.device = torch.device("cpu")):
+    """The competence curve's score of `task`: {"validation <metric>": the gate's metric (x 100) on the encoded
+    `validation` split}."""
+    _, metric = GATED_TASKS[task]
+
+    def score(model: nn.Module) -> dict:
+        outputs = predict(model, validation[:3], batch_size, sequence_logits, device).outputs[0]
+        return {f"validation {metric}": glue.metrics(task, validation[3].numpy(), outputs.numpy())[metric]}
+    return score
+
+
+def glue_competence_budget(task: str, seed: int, curve: TrainResult, steps: int) -> Projection:
+    """What would let `task`'s competence gate decide where the paired runs fail it: the steps at which the vanilla
+    competence curve of `seed` projects to the gate's threshold (`repro.projection`, an extrapolation of one seed's
+    validation curve; the gate reads the mean over seeds of the dev set), at that run's measured seconds per step
+    (its evaluations included)."""
+    gate, (_, metric) = glue_gate(task), GATED_TASKS[task]
+    column = f"validation {metric}"
+    return project(f"vanilla {task} validation {metric} (seed {seed})",
+                   {seed: ([row["step"] for row in curve.history], [row[column] for row in curve.history])},
+                   gate.threshold, at_least=gate.op == ">=", seconds_per_step=curve.wall_seconds / steps)
