@@ -11,7 +11,7 @@ from repro.experiments.fine_tuning import FPSA, VANILLA, GlueSettings
 from repro.models.self_transformer import FixedPointAttentionConfig
 from repro.profiles import PROFILES
 from repro.seeding import derive
-from repro.train import TrainConfig
+from repro.train import TrainConfig, TrainResult
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 CAP = FixedPointAttentionConfig(max_iterations=3)
@@ -172,8 +172,8 @@ def test_fixed_subset_is_the_same_draw_for_rows_and_lists_kept_in_order():
     assert ft.fixed_subset(items, None, "test-subset") is items and ft.fixed_subset(table, 20, "x") is table
 
 
-GLUE = dict(max_length=12, dev_size=4, eval_batch=3, pretrained_steps=2, pretrained_batch=4, pretrained_lr=1e-4,
-            scratch_steps=25, scratch_batch=4, scratch_lr=1e-3, width=8, layers=2, heads=2, mlp_hidden=16)
+GLUE = dict(max_length=12, dev_size=4, validation_size=4, eval_batch=3, pretrained_steps=2, pretrained_batch=4,
+            pretrained_lr=1e-4, scratch_steps=25, scratch_batch=4, scratch_lr=1e-3, width=8, layers=2, heads=2, mlp_hidden=16)
 
 
 def test_glue_settings_read_a_recipe_per_scale_and_the_fpsa_cap():
@@ -197,3 +197,34 @@ def test_glue_design_draws_its_seeds_by_name_and_names_its_checkpoints():
     assert len(made.eval_set) == 3 and made.checkpoint(FPSA) is None and keys == [("scratch", "STS-B", FPSA, 3)]
     model = ft.build(made, CAP)
     assert model.num_labels == 1 and model.encoder.config.hidden_size == 8
+
+
+# --- competence curves --------------------------------------------------------------------------
+
+def test_the_validation_split_is_held_out_of_training_fixed_and_checked():
+    table = pd.DataFrame({"sentence": [f"s{i}" for i in range(50)], "label": [i % 2 for i in range(50)]})
+    train, validation = ft.validation_split(table, 10, "SST-2")
+    assert len(validation) == 10 and len(train) == 40 and set(train.index).isdisjoint(validation.index)
+    assert set(train.index) | set(validation.index) == set(table.index)
+    again, other_task = ft.validation_split(table, 10, "SST-2")[1], ft.validation_split(table, 10, "STS-B")[1]
+    assert again.index.equals(validation.index) and not other_task.index.equals(validation.index)
+    for size in (0, 50):
+        with pytest.raises(ValueError, match=r"SST-2: validation_size must be in \[1, 49\]"):
+            ft.validation_split(table, size, "SST-2")
+
+
+def test_the_competence_gates_are_read_from_the_claims():
+    assert (ft.glue_gate("SST-2").key, ft.glue_gate("SST-2").threshold) == ("vanilla_sst2", 85.0)
+    assert (ft.glue_gate("STS-B").key, ft.glue_gate("STS-B").threshold) == ("vanilla_stsb", 80.0)
+    assert (ft.squad_gate().key, ft.squad_gate().op, ft.squad_gate().threshold) == ("vanilla_f1", ">=", 70.0)
+
+
+def test_a_competence_budget_projects_one_seeds_validation_curve_at_its_measured_speed():
+    """F1 = 10 ln(step) - 20 over steps 16..160 reaches 70 at e^9, about 8,104 steps; 160 steps took 320 s."""
+    history = [{"step": s, "train_loss": 1.0, "validation F1": 10 * np.log(s) - 20} for s in range(16, 161, 16)]
+    budget = ft.competence_budget("vanilla validation F1", "validation F1", ft.squad_gate(), 0,
+                                  TrainResult(history, 320.0), 160)
+    assert abs(budget.steps - np.exp(9)) <= 2 and budget.seconds_per_step == 2.0
+    assert budget.describe().startswith("vanilla validation F1 (seed 0) >= 70 on every seed projects to about")
+    reached = [row | {"validation F1": 75.0} for row in history]
+    assert ft.competence_budget("F1", "validation F1", ft.squad_gate(), 0, TrainResult(reached, 320.0), 160).measured

@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from repro.claims import Gate, preregistration
-from repro.data import glue
+from repro.data import glue, squad
 from repro.data.batches import ShuffledBatches, trim_padding
 from repro.experiments.paired import difference, spend
 from repro.models import minilm
@@ -131,6 +131,16 @@ def competence_curve(design: Design, steps: int, score: Callable[[nn.Module], di
     batches = ShuffledBatches(design.train_set, design.batch, design.stream)
     return train(model, design.loss, batches, config, evaluate=score, checkpoint=design.checkpoint("competence curve"),
                  device=design.device, description=f"{design.label} competence curve".strip())
+
+
+def competence_budget(metric: str, column: str, gate: Gate, seed: int, curve: TrainResult, steps: int) -> Projection:
+    """What would let `gate` decide where the paired runs fail it: the steps at which the competence curve of `seed`
+    (its `column` at every evaluation) projects to the gate's threshold (`repro.projection`, an extrapolation of one
+    seed's validation curve; the gate reads the mean over seeds of the evaluation set), at that run's measured seconds
+    per step (its evaluations included)."""
+    return project(f"{metric} (seed {seed})",
+                   {seed: ([row["step"] for row in curve.history], [row[column] for row in curve.history])},
+                   gate.threshold, at_least=gate.op == ">=", seconds_per_step=curve.wall_seconds / steps)
 
 
 def _in_order(pieces: list[tuple[torch.Tensor, torch.Tensor]], count: int, axis: int) -> torch.Tensor:
@@ -390,12 +400,23 @@ def glue_validation_score(task: str, validation: tuple, batch_size: int, device:
 
 
 def glue_competence_budget(task: str, seed: int, curve: TrainResult, steps: int) -> Projection:
-    """What would let `task`'s competence gate decide where the paired runs fail it: the steps at which the vanilla
-    competence curve of `seed` projects to the gate's threshold (`repro.projection`, an extrapolation of one seed's
-    validation curve; the gate reads the mean over seeds of the dev set), at that run's measured seconds per step
-    (its evaluations included)."""
-    gate, (_, metric) = glue_gate(task), GATED_TASKS[task]
-    column = f"validation {metric}"
-    return project(f"vanilla {task} validation {metric} (seed {seed})",
-                   {seed: ([row["step"] for row in curve.history], [row[column] for row in curve.history])},
-                   gate.threshold, at_least=gate.op == ">=", seconds_per_step=curve.wall_seconds / steps)
+    """`competence_budget` of `task`'s gate from its vanilla competence curve of `seed`."""
+    return competence_budget(f"vanilla {task} validation {GATED_TASKS[task][1]}", f"validation {GATED_TASKS[task][1]}",
+                             glue_gate(task), seed, curve, steps)
+
+
+def squad_gate() -> Gate:
+    """The competence gate `vanilla_f1` as S2.squad_v1_1 pre-registers it."""
+    return next(gate for gate in preregistration("S2.squad_v1_1").gates if gate.key == "vanilla_f1")
+
+
+def squad_validation_score(windows, examples: list, batch_size: int, device: torch.device = torch.device("cpu")):
+    """The SQuAD competence curve's score: {"validation F1": F1 x 100 of the best spans over `windows`, the encoded
+    validation `examples`}."""
+    forward = span_logits(windows.input_ids.shape[1])
+
+    def score(model: nn.Module) -> dict:
+        outputs = predict(model, windows.model_inputs(), batch_size, forward, device, by_length=False).outputs
+        answers = squad.best_spans(*outputs, windows, examples, squad.MAX_ANSWER_TOKENS)
+        return {"validation F1": squad.squad_scores(answers, examples)["f1"]}
+    return score
