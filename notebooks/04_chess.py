@@ -243,21 +243,9 @@ study.figure(plots.iterations_by_group(by_role, {"accuracy": "legal move correct
 READ_AT = {"T = M": M, f"T = {S.test_factor}M": S.test_iterations}
 LAST = list(READ_AT)[-1]
 finals = looped.read_at(per_iteration, MODELS, READ_AT)
-per_role = finals.groupby(["model", "seed", "read_at", "role"], as_index=False)[["accuracy", "unmasked"]].mean()
-held_out = (finals[(finals.read_at == LAST) & (finals.role != "in-distribution")].groupby(["model", "seed"])
-            .accuracy.mean().rename("held-out accuracy"))
-role_table = looped.mean_std_table(per_role, "model", ["read_at", "role"], "accuracy", MODELS,
-                                   [(r, g) for r in READ_AT for g in ROLES])
-role_table["held-out accuracy"] = held_out.groupby("model").apply(mean_std_text)
-role_table["held-out unmasked"] = (finals[(finals.read_at == LAST) & (finals.role != "in-distribution")]
-                                   .groupby(["model", "seed"]).unmasked.mean().groupby("model").apply(mean_std_text))
-references, role_of = scores.references(), pd.Series(split.roles)
-held_out_references = references[role_of != "in-distribution"].mean()
+references = scores.references()
+role_table, held_out, held_out_references = chess.accuracy_by_role(finals, split, references, READ_AT, MODELS)
 held_out_chance = held_out_references[chess.RANDOM]
-for name, column in references.items():
-    by_group = column.groupby(role_of).mean()
-    role_table.loc[name] = {f"{r} {g}": f"{by_group[g]:.3f}" for r in READ_AT for g in ROLES} | {
-        "held-out accuracy": f"{held_out_references[name]:.3f}"}
 role_table["parameters"] = parameters
 role_table["train seconds / run"] = walls.groupby("model").train_seconds.mean().round(1)
 display(study.table("accuracy_by_role", role_table))

@@ -2,8 +2,10 @@
 metric, the stream, and the stability edit."""
 
 from dataclasses import replace
+from types import SimpleNamespace
 
 import chess as pychess
+import pandas as pd
 import torch
 
 from repro.data.chess import encode_puzzles
@@ -136,3 +138,19 @@ def test_the_long_mates_are_the_puzzles_that_mate_in_3_or_more_in_bucket_order()
              ("BIG-bench", "mate in one"): puzzles(2),          # no mate distances: none is long
              ("Lichess", "b"): replace(puzzles(2), mates=torch.tensor([2, 4]))}
     assert chess.is_long_mate(tests).tolist() == [False, True, True, False, False, False, True]
+
+
+def test_accuracy_by_role_reads_models_over_seeds_and_references_per_role():
+    """Two buckets (one in distribution, one held out), one model on two seeds, one reference."""
+    roles = {("mined", "d1"): "in-distribution", ("mined", "d5"): "deeper"}
+    finals = pd.DataFrame([{"model": "m", "seed": seed, "read_at": read, "role": role, "accuracy": acc,
+                            "unmasked": 1.0}
+                           for seed, shift in ((0, 0.0), (1, 0.2)) for read in ("T = M", "T = 4M")
+                           for role, acc in (("in-distribution", 0.5 + shift), ("deeper", 0.1 + shift))])
+    references = pd.DataFrame({"random legal move": [0.3, 0.05]}, index=pd.Index(list(roles)))
+    table, held_out, held_out_references = chess.accuracy_by_role(
+        finals, SimpleNamespace(roles=roles), references, {"T = M": 1, "T = 4M": 4}, ["m"])
+    assert held_out.loc["m"].round(3).tolist() == [0.1, 0.3]
+    assert table.loc["m", "T = 4M deeper"] == "0.200 ± 0.141" and table.loc["m", "held-out accuracy"] == "0.200 ± 0.141"
+    assert table.loc["random legal move", "T = M in-distribution"] == "0.300"
+    assert table.loc["random legal move", "held-out accuracy"] == "0.050" == f"{held_out_references.iloc[0]:.3f}"

@@ -24,10 +24,10 @@ from repro.data.chess import (RATING_EDGES, ChessPuzzles, bucket_labels, concate
 from repro.data.chess_corpus import load_calibration, load_mined, split_order
 from repro.data.chess_mates import ANSWERS_DIR, COMMAND, LONG_MATE, load_answers
 from repro.cost import count_flops
-from repro.experiments.looped import ExtrapolationSettings, bucket_index, bucket_means
+from repro.experiments.looped import ExtrapolationSettings, bucket_index, bucket_means, mean_std_table
 from repro.losses import token_loss
 from repro.plots import finish
-from repro.results import spearman
+from repro.results import mean_std_text, spearman
 from repro.seeding import derive, rng, torch_seed
 from repro.study import Study, bounded
 from repro.train import TrainConfig, train
@@ -396,6 +396,28 @@ def accuracy_figure(means: pd.DataFrame, buckets: list[tuple[str, str]], models:
     ax.tick_params(axis="x", labelrotation=30)
     fig.tight_layout()
     return fig
+
+
+def accuracy_by_role(finals: pd.DataFrame, split: ChessSplit, references: pd.DataFrame, read_at: dict,
+                     models: list[str]) -> tuple[pd.DataFrame, pd.Series, pd.Series]:
+    """(the table of legal-move accuracy by role: per model, mean ± std over seeds per (read-out, role), the held-out
+    accuracy and unmasked share at the last read-out, then a row per reference, which has no seed; the held-out
+    accuracy per (model, seed); the references' held-out accuracy), from `looped.read_at`'s `finals`."""
+    roles, last = list(dict.fromkeys(split.roles.values())), list(read_at)[-1]
+    per_role = finals.groupby(["model", "seed", "read_at", "role"], as_index=False)[["accuracy", "unmasked"]].mean()
+    held = finals[(finals.read_at == last) & (finals.role != "in-distribution")].groupby(["model", "seed"])
+    held_out = held.accuracy.mean().rename("held-out accuracy")
+    table = mean_std_table(per_role, "model", ["read_at", "role"], "accuracy", models,
+                           [(r, g) for r in read_at for g in roles])
+    table["held-out accuracy"] = held_out.groupby("model").apply(mean_std_text)
+    table["held-out unmasked"] = held.unmasked.mean().groupby("model").apply(mean_std_text)
+    role_of = pd.Series(split.roles)
+    held_out_references = references[role_of != "in-distribution"].mean()
+    for name, column in references.items():
+        by_group = column.groupby(role_of).mean()
+        table.loc[name] = {f"{r} {g}": f"{by_group[g]:.3f}" for r in read_at for g in roles} | {
+            "held-out accuracy": f"{held_out_references[name]:.3f}"}
+    return table, held_out, held_out_references
 
 
 def scale_text(settings: ChessSettings, profile: str, split: ChessSplit, read_at: str) -> str:
