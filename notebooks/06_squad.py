@@ -285,8 +285,8 @@ evidence = (f"{scope}, profile {study.profile}: F1 FPSA {ft.cell(f1_by[FPSA])} v
             f"(paired difference {describe(gain)}; FPSA at inference only on the vanilla model {ft.cell(f1_by[SWAPPED])}); "
             f"{iterations_note}. The paper's 95.2 is at BERT-Base scale on the full training set and is not comparable"
             + f"; budget for the gate vanilla_f1: {budget.describe()}.")
-DEVIATIONS = ("self-minilm-backbone", "squad-dev-split", "squad-validation-articles", "squad-window", "squad-recipe", "self-injected-map",
-              "self-example-stop", "self-solver-settings", "self-neumann-gradient", "self-post-ln-loop")
+DEVIATIONS = ("self-minilm-backbone", "squad-dev-split", "squad-validation-articles", "squad-window", "squad-recipe",
+              "self-injected-map", "self-example-stop", "self-solver-settings", "self-neumann-gradient", "self-post-ln-loop")
 study.claim("S2.squad_v1_1", parts={"f1_gain": gain},
             gates={"vanilla_f1": f1_by[VANILLA].mean(), "fpsa_converges": fpsa_at_cap}, evidence=evidence,
             deviations=DEVIATIONS, pipeline=(ft.arms, ft.fine_tune, ft.predict, best_spans, squad_scores, ft.solves,
