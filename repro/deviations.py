@@ -42,6 +42,15 @@ DEVIATIONS: dict[str, Deviation] = {
         "temperature starts at 0.07 and is capped at 1/100.",
         "The paper's vision-language recipe is not known. The budgets are what fits the profile, so at cpu "
         "scale the models are undertrained, which the notebook measures against a question-only baseline."),
+    "vl-validation-splits": Deviation(
+        "SELF",
+        "Validation splits held out of training: 400 of easy-VQA's 4,000 training images with every question about "
+        "them (so every run trains on 3,600), and Sort-of-CLEVR scenes of a third seed (as many as the test scenes) "
+        "with all their questions and, for retrieval, one caption and one hard negative each. One longer vanilla run "
+        "per task (cpu: 6,000 steps for easy-VQA, 3,000 for Sort-of-CLEVR and retrieval) is scored on them at every "
+        "tenth of its steps.",
+        "The gates read the test split: the budget that would pass them is projected from a validation curve, never "
+        "from the test scores; easy-VQA has no validation split of its own."),
     "sort-of-clevr-64px": Deviation(
         "SELF",
         "Sort-of-CLEVR images are 64x64 with objects of radius 4 (9x9-pixel squares, circles of radius 4), "

@@ -6,7 +6,7 @@ import torch
 from repro.data.images import Preprocessing, channel_statistics
 from repro.data.sort_of_clevr import ANSWERS, QUESTION_KINDS, all_questions, sort_of_clevr
 from repro.data.vqa import (EASY_VQA_SIZES, QuestionBatches, VQASet, _easy_vqa_data, easy_vqa, easy_vqa_kind,
-                            questions_in_order, sort_of_clevr_vqa)
+                            hold_out_images, questions_in_order, sort_of_clevr_vqa)
 from repro.data.words import Vocabulary
 
 
@@ -96,3 +96,23 @@ def test_question_batches_are_a_pure_function_of_seed_and_step_and_pair_each_que
     in_order = list(questions_in_order(data, vocabulary, preprocess, batch_size=50))
     assert sum(len(batch[0]) for batch in in_order) == len(data)
     assert torch.equal(torch.cat([batch[3] for batch in in_order]), data.answers)
+
+
+def test_holding_out_images_takes_every_question_about_them_and_keeps_each_on_its_image():
+    data = sort_of_clevr_vqa(sort_of_clevr(10, seed=0))
+    rest, held = hold_out_images(data, 3, "test-hold-out")
+    assert len(rest.images) == 7 and len(held.images) == 3 and len(rest) + len(held) == len(data) == 10 * 36
+    pixels = {bytes(image.numpy()) for image in data.images}
+    assert {bytes(image.numpy()) for image in held.images}.isdisjoint(bytes(image.numpy()) for image in rest.images)
+    assert {bytes(image.numpy()) for image in (*held.images, *rest.images)} == pixels
+
+    def facts(part):
+        return {(bytes(part.images[i].numpy()), q, int(a), k) for i, q, a, k in zip(part.image_index, part.questions,
+                                                                                    part.answers, part.kinds)}
+    # every question still points at its own image, with its answer and kind, and none is lost or repeated
+    assert facts(rest) | facts(held) == facts(data) and not facts(rest) & facts(held)
+    again = hold_out_images(data, 3, "test-hold-out")[1]
+    assert torch.equal(again.images, held.images) and again.questions == held.questions
+    for count in (0, 10):
+        with pytest.raises(ValueError, match=r"images to hold out must be in \[1, 9\]"):
+            hold_out_images(data, count, "test-hold-out")

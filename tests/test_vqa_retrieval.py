@@ -17,12 +17,14 @@ from repro.experiments import vqa_retrieval as vl
 from repro.experiments.vqa_retrieval import DELTA, TASKS, VARIANTS, VQA_TASKS, VisionLanguageSettings
 from repro.models.self_transformer import fixed_point_layers
 from repro.nn import count_parameters
+from repro.train import TrainResult
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-TINY = dict(seeds=[0], scenes=dict(train=6, test=3), easy_vqa_test_questions=10, batch=4, lr=2e-3,
-            steps={task: 1 for task in TASKS}, model=dict(patch=16, width=8, heads=2, layers=1, mlp_hidden=16),
-            fpsa=dict(max_iterations=2), sweep_caps=(1, 2), sweep_questions=20)
+TINY = dict(seeds=[0], scenes=dict(train=6, validation=2, test=3), easy_vqa_test_questions=10,
+            easy_vqa_validation_images=5, batch=4, lr=2e-3, steps={task: 1 for task in TASKS},
+            model=dict(patch=16, width=8, heads=2, layers=1, mlp_hidden=16), fpsa=dict(max_iterations=2),
+            sweep_caps=(1, 2), sweep_questions=20, curve_steps={task: 10 for task in TASKS})
 
 
 @pytest.fixture(scope="module")
@@ -33,11 +35,12 @@ def settings() -> VisionLanguageSettings:
 @pytest.fixture(scope="module")
 def data() -> vl.Data:
     """Both VQA slots hold the same Sort-of-CLEVR questions (easy-VQA's loader is tested on its own)."""
-    scenes = {"train": sort_of_clevr(6, seed=0), "test": sort_of_clevr(3, seed=1)}
+    scenes = {"train": sort_of_clevr(6, seed=0), "validation": sort_of_clevr(2, seed=2), "test": sort_of_clevr(3, seed=1)}
     clevr = {split: sort_of_clevr_vqa(part) for split, part in scenes.items()}
     vocabulary = Vocabulary(clevr["train"].questions)
     preprocess = Preprocessing(*channel_statistics(clevr["train"].images))
-    return vl.Data({task: clevr for task in VQA_TASKS}, scenes, retrieval_set(scenes["test"], seed=0),
+    retrieval = {split: retrieval_set(scenes[split], seed=0) for split in ("validation", "test")}
+    return vl.Data({task: clevr for task in VQA_TASKS}, scenes, retrieval,
                    {task: vocabulary for task in VQA_TASKS} | {"retrieval": caption_vocabulary()},
                    {task: preprocess for task in TASKS})
 
@@ -64,8 +67,10 @@ def test_settings_reject_an_unknown_key_and_vary_the_cap_on_request(settings):
 def test_the_question_only_baseline_answers_by_the_training_answers_of_the_same_text():
     train_set = vqa_set(["is it red", "is it red", "is it big"], [1, 1, 0])
     test_set = vqa_set(["is it red", "is it big", "never seen"], [1, 1, 0])
-    data = vl.Data({"easy-VQA": {"train": train_set, "test": test_set}}, {}, None, {}, {})
+    validation = vqa_set(["is it big", "is it red"], [0, 0])
+    data = vl.Data({"easy-VQA": {"train": train_set, "validation": validation, "test": test_set}}, {}, {}, {}, {})
     assert vl.question_only_answers(data, "easy-VQA").tolist() == [1, 0, 1]  # unseen text: the overall mode
+    assert vl.question_only_answers(data, "easy-VQA", "validation").tolist() == [0, 1]
 
 
 def test_question_groups_split_relational_questions_only_where_there_are_some():
@@ -186,10 +191,43 @@ def test_the_data_split_scenes_by_seed_and_standardise_by_the_training_images():
     settings = VisionLanguageSettings.of(**TINY)
     data = vl.load_data(settings)
     assert len(data.vqa["easy-VQA"]["test"]) == 10 and len(data.scenes["train"].scenes) == 6
+    assert len(data.vqa["easy-VQA"]["train"].images) == 3995 and len(data.vqa["easy-VQA"]["validation"].images) == 5
     assert not torch.equal(data.scenes["train"].images[:3], data.scenes["test"].images)
+    assert not torch.equal(data.scenes["validation"].images, data.scenes["test"].images[:2])
+    assert data.retrieval["validation"].data is data.scenes["validation"]
+    assert len(data.vqa["Sort-of-CLEVR"]["validation"]) == 2 * 36
     assert data.preprocess["retrieval"] is data.preprocess["Sort-of-CLEVR"]
     sizes = vl.datasets_table(data)
-    assert sizes.loc[("retrieval", "test"), "images"] == 3
+    assert sizes.loc[("retrieval", "test"), "images"] == 3 and sizes.loc[("retrieval", "validation"), "images"] == 2
     kinds = vl.question_types_table(data, vl.question_only_accuracy(data))
     assert kinds.loc["Sort-of-CLEVR", "test questions"].sum() == 3 * 36
     assert not math.isnan(kinds["question-only accuracy"].sum())
+
+
+# --- competence curves --------------------------------------------------------------------------
+
+def test_the_validation_score_is_the_gates_quantity_on_the_validation_split(data, trained):
+    models = trained[0]
+    model = models["Sort-of-CLEVR", 0, "vanilla"]
+    scores = vl.validation_score(data, "Sort-of-CLEVR")(model)
+    answered = vl.answer_all(model, data, "Sort-of-CLEVR", split="validation")
+    question_only = vl.question_only_accuracy(data, "validation")["Sort-of-CLEVR"]
+    margins = [part.correct.mean() - question_only[kind] for kind, part in answered.groupby("kind")]
+    assert len(answered) == 2 * 36 and scores[vl.CURVE_SCORE] == pytest.approx(min(margins))
+    assert {f"accuracy: {kind}" for kind in QUESTION_KINDS} <= set(scores)
+    recalls = vl.validation_score(data, "retrieval")(models["retrieval", 0, "vanilla"])
+    measures, _ = vl.retrieve(models["retrieval", 0, "vanilla"], vl.retrieval_inputs(data, "validation"))
+    assert recalls[vl.CURVE_SCORE] == pytest.approx(sum(measures[n] for n in vl.recall_names(measures)) / 6)
+
+
+def test_a_competence_curve_scores_every_tenth_and_projects_to_its_gate(settings, data):
+    curve = vl.competence_curve(settings, data, "retrieval", 0)
+    assert [row["step"] for row in curve.history] == list(range(1, 11))
+    assert all(0 <= row[vl.CURVE_SCORE] <= 1 for row in curve.history)
+    assert vl.competence_gate("easy-VQA") is vl.competence_gate("Sort-of-CLEVR")
+    assert (vl.competence_gate("retrieval").key, vl.competence_gate("retrieval").threshold) == ("retrieval_learned", 0.15)
+    rising = TrainResult([{"step": s, vl.CURVE_SCORE: 0.01 * math.log(s)} for s in range(100, 1001, 100)], 50.0)
+    budget = vl.competence_budget("easy-VQA", 0, rising, 1000)
+    assert budget.threshold == 0.10 and abs(budget.steps - math.exp(10)) <= 2 and budget.seconds_per_step == 0.05
+    frame = pd.DataFrame([{"task": task, **row} for task in ("easy-VQA", "retrieval") for row in rising.history])
+    assert vl.competence_figure(frame) is not None

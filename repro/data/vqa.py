@@ -26,6 +26,7 @@ from repro.data.batches import ImageLookup, ShuffledBatches, in_order
 from repro.data.sort_of_clevr import ANSWERS as SORT_OF_CLEVR_ANSWERS
 from repro.data.sort_of_clevr import SortOfClevr, all_questions
 from repro.data.words import Vocabulary
+from repro.seeding import rng
 
 # DEVIATION: [vl-packaged-vqa] easy-VQA and Sort-of-CLEVR stand in for VQAv2, which is not reachable offline.
 SPLITS = ("train", "test")
@@ -67,6 +68,25 @@ class VQASet:
             raise ValueError(f"questions must be in [1, {len(self)}], got {questions}")
         return VQASet(self.images, self.image_index[:questions], self.questions[:questions], self.answers[:questions],
                       self.answer_words, self.kinds[:questions], self.relational[:questions])
+
+    def of_images(self, images: torch.Tensor) -> "VQASet":
+        """The questions about `images` (indices into this set's images), in their order, with those images only."""
+        position = torch.full((len(self.images),), -1, dtype=torch.long)
+        position[images] = torch.arange(len(images))
+        keep = position[self.image_index] >= 0
+        chosen = keep.nonzero().flatten().tolist()
+        return VQASet(self.images[images], position[self.image_index[keep]], [self.questions[i] for i in chosen],
+                      self.answers[keep], self.answer_words, [self.kinds[i] for i in chosen], self.relational[keep])
+
+
+def hold_out_images(data: VQASet, count: int, *stream) -> tuple[VQASet, VQASet]:
+    """(the rest, the held-out part): `count` images drawn from the named `stream` leave `data` with every question
+    about them, so no held-out image or question is ever trained on."""
+    if not 1 <= count < len(data.images):
+        raise ValueError(f"images to hold out must be in [1, {len(data.images) - 1}] (the set's images less one), "
+                         f"got {count}")
+    order = torch.randperm(len(data.images), generator=rng(*stream))
+    return data.of_images(order[count:].sort().values), data.of_images(order[:count].sort().values)
 
 
 def _easy_vqa_data():

@@ -12,7 +12,10 @@ stream "vl-batches", task, seed). Then:
 - `relational_spend` asks whether FPSA thinks longer on relational questions, `cap_sweep` re-scores the trained
   FPSA models with other iteration caps;
 - `retrieve` ranks captions and hard negatives for every test image (and images for every caption), `recall_table`
-  sets the recalls beside an exact-truth oracle and chance.
+  sets the recalls beside an exact-truth oracle and chance;
+- `competence_curve` trains one more vanilla model per task for longer and scores the gates' own quantities on a
+  validation split at every tenth (`validation_score`): the learning curve from which `competence_budget` projects
+  the budget a gate needs. It is a model of its own; no paired run is stopped, chosen or scored by it.
 
 Frames are tidy: one row per (task, seed, variant, question) or (task, seed, variant, question group).
 """
@@ -30,18 +33,21 @@ import torch
 import torch.nn.functional as F
 
 from repro import plots
+from repro.claims import Gate, preregistration
 from repro.data.image_text import MAX_CAPTION_WORDS, CaptionBatches, RetrievalSet, caption_vocabulary, retrieval_set
 from repro.data.images import Preprocessing, channel_statistics
 from repro.data.scene_captions import ATTRIBUTES, caption_holds, caption_text
 from repro.data.sort_of_clevr import QUESTION_KINDS, RELATIONAL_KINDS, SortOfClevr, all_questions, sort_of_clevr
-from repro.data.vqa import QuestionBatches, VQASet, easy_vqa, questions_in_order, sort_of_clevr_vqa
+from repro.data.vqa import QuestionBatches, VQASet, easy_vqa, hold_out_images, questions_in_order, sort_of_clevr_vqa
 from repro.data.words import Vocabulary
+from repro.experiments.fine_tuning import competence_budget as budget_from_curve
 from repro.experiments.paired import difference, runs
 from repro.models.self_transformer import (FixedPointAttentionConfig, fixed_point_aux, fixed_point_layers,
                                            swap_self_attention)
 from repro.models.vision_language import DualEncoder, FusionEncoder, VisionLanguageConfig, contrastive_loss
 from repro.models.vit import attention_evaluations
 from repro.nn import count_parameters
+from repro.projection import Projection
 from repro.results import mean_std_text, spearman
 from repro.retrieval import recall_at_k
 from repro.seeding import derive, torch_seed
@@ -62,8 +68,9 @@ KS = (1, 5, 10)
 class VisionLanguageSettings(Settings):
     """The vision-language study's settings: the data sizes, one training recipe for every run, the encoders' sizes
     and FPSA's options (both as keyword dicts of their configs), and the test-time cap sweep."""
-    scenes: dict | None  # Sort-of-CLEVR scenes per split {"train": n, "test": n}; None: not runnable here
+    scenes: dict | None  # Sort-of-CLEVR scenes per split {"train": n, "validation": n, "test": n}; None: not runnable
     easy_vqa_test_questions: int | None  # score the first this many easy-VQA test questions; None: all
+    easy_vqa_validation_images: int | None  # easy-VQA training images held out with their questions (validation)
     batch: int
     lr: float
     steps: dict  # training steps per task (None where the profile is not runnable)
@@ -71,6 +78,7 @@ class VisionLanguageSettings(Settings):
     fpsa: dict  # `FixedPointAttentionConfig` keywords; empty: its defaults
     sweep_caps: tuple[int, ...]  # test-time iteration caps of the FPSA models
     sweep_questions: int | None  # the first this many test questions of each set in the sweep; None: all
+    curve_steps: dict  # the competence curve's steps per task (`competence_curve`)
 
     def fpsa_config(self, **changes) -> FixedPointAttentionConfig:
         return FixedPointAttentionConfig(**(self.fpsa | changes))
@@ -79,39 +87,46 @@ class VisionLanguageSettings(Settings):
 @dataclass
 class Data:
     """Every set of the study: the VQA sets per task and split, the Sort-of-CLEVR scenes per split (retrieval trains
-    on the training scenes), the retrieval test set, and each task's vocabulary and pixel standardisation."""
+    on the training scenes), the retrieval sets of the validation and test scenes, and each task's vocabulary and
+    pixel standardisation."""
     vqa: dict[str, dict[str, VQASet]]
     scenes: dict[str, SortOfClevr]
-    retrieval_test: RetrievalSet
+    retrieval: dict[str, RetrievalSet]
+    """{"validation": ..., "test": ...}: one caption and one hard negative per scene of the split."""
     vocabulary: dict[str, Vocabulary]
     preprocess: dict[str, Preprocessing]
 
 
 def load_data(settings: VisionLanguageSettings) -> Data:
-    """easy-VQA from its wheel; Sort-of-CLEVR scenes from the named seeds 0 (training) and 1 (test), so no test scene
-    is a training scene; one caption and one hard negative per test scene (seed 0). Pixels are standardised per
-    channel with the training images' statistics (retrieval reuses Sort-of-CLEVR's: the same training images)."""
+    """easy-VQA from its wheel, `easy_vqa_validation_images` of its training images held out with their questions
+    (the named stream "easy-vqa-validation") as the validation split; Sort-of-CLEVR scenes from the named seeds 0
+    (training), 2 (validation) and 1 (test), so no scene is in two splits; one caption and one hard negative per
+    validation (seed 1) and test scene (seed 0). Vocabularies and the per-channel pixel standardisation come from the
+    training split alone (retrieval reuses Sort-of-CLEVR's: the same training images)."""
     S = settings
-    easy = {"train": easy_vqa("train"), "test": easy_vqa("test")}
+    train, validation = hold_out_images(easy_vqa("train"), S.easy_vqa_validation_images, "easy-vqa-validation")
+    easy = {"train": train, "validation": validation, "test": easy_vqa("test")}
     if S.easy_vqa_test_questions:
         easy["test"] = easy["test"].first(S.easy_vqa_test_questions)
-    scenes = {"train": sort_of_clevr(S.scenes["train"], seed=0), "test": sort_of_clevr(S.scenes["test"], seed=1)}
+    scenes = {split: sort_of_clevr(S.scenes[split], seed=seed)
+              for split, seed in (("train", 0), ("validation", 2), ("test", 1))}
     vqa = {"easy-VQA": easy, "Sort-of-CLEVR": {split: sort_of_clevr_vqa(data) for split, data in scenes.items()}}
     vocabulary = {task: Vocabulary(vqa[task]["train"].questions) for task in VQA_TASKS} | {"retrieval": caption_vocabulary()}
     preprocess = {task: Preprocessing(*channel_statistics(vqa[task]["train"].images)) for task in VQA_TASKS}
     preprocess["retrieval"] = preprocess["Sort-of-CLEVR"]
-    return Data(vqa, scenes, retrieval_set(scenes["test"], seed=0), vocabulary, preprocess)
+    retrieval = {"validation": retrieval_set(scenes["validation"], seed=1), "test": retrieval_set(scenes["test"], seed=0)}
+    return Data(vqa, scenes, retrieval, vocabulary, preprocess)
 
 
-def test_questions(data: Data, task: str, limit: int | None = None) -> VQASet:
-    """The test questions of a VQA set, the first `limit` of them (None: all)."""
-    test = data.vqa[task]["test"]
-    return test if limit is None else test.first(limit)
+def questions_of(data: Data, task: str, split: str = "test", limit: int | None = None) -> VQASet:
+    """The `split` questions of a VQA set, the first `limit` of them (None: all)."""
+    questions = data.vqa[task][split]
+    return questions if limit is None else questions.first(limit)
 
 
-def scored(data: Data, task: str, correct: torch.Tensor, limit: int | None = None) -> pd.DataFrame:
-    """One row per test question (the first `limit`): correct or not, its type, relational or not."""
-    questions = test_questions(data, task, limit)
+def scored(data: Data, task: str, correct: torch.Tensor, limit: int | None = None, split: str = "test") -> pd.DataFrame:
+    """One row per `split` question (the first `limit`): correct or not, its type, relational or not."""
+    questions = questions_of(data, task, split, limit)
     return pd.DataFrame({"correct": correct.numpy(), "kind": questions.kinds, "relational": questions.relational.numpy()})
 
 
@@ -123,35 +138,35 @@ def question_groups(frame: pd.DataFrame) -> dict[str, pd.DataFrame]:
     return groups
 
 
-def question_only_answers(data: Data, task: str) -> torch.Tensor:
-    """Every test question answered with the most frequent training answer of the same question text (the most
+def question_only_answers(data: Data, task: str, split: str = "test") -> torch.Tensor:
+    """Every `split` question answered with the most frequent training answer of the same question text (the most
     frequent training answer overall for a text never seen in training)."""
-    train_set, test_set = data.vqa[task]["train"], data.vqa[task]["test"]
+    train_set, asked = data.vqa[task]["train"], data.vqa[task][split]
     by_text = pd.Series(train_set.answers.tolist()).groupby(train_set.questions).agg(lambda a: a.mode().iloc[0])
     overall = int(train_set.answers.mode().values)
-    return torch.tensor([int(by_text.get(text, overall)) for text in test_set.questions])
+    return torch.tensor([int(by_text.get(text, overall)) for text in asked.questions])
 
 
-def question_only_accuracy(data: Data) -> dict[str, dict[str, float]]:
-    """{task: {question group: accuracy}} of the question-only baseline."""
-    return {task: {name: part.correct.mean() for name, part in question_groups(
-        scored(data, task, question_only_answers(data, task) == data.vqa[task]["test"].answers)).items()}
+def question_only_accuracy(data: Data, split: str = "test") -> dict[str, dict[str, float]]:
+    """{task: {question group: accuracy}} of the question-only baseline on the `split` questions."""
+    return {task: {name: part.correct.mean() for name, part in question_groups(scored(
+        data, task, question_only_answers(data, task, split) == data.vqa[task][split].answers, split=split)).items()}
         for task in VQA_TASKS}
 
 
 def datasets_table(data: Data) -> pd.DataFrame:
     """One row per (set, split): images, questions or captions, answers and vocabulary size."""
     words = len(data.vocabulary["retrieval"]) - 1
-    retrieval = data.retrieval_test
     return pd.DataFrame([
         *[{"set": task, "split": split, "images": len(questions.images), "questions or captions": len(questions),
            "answers": len(questions.answer_words), "vocabulary (words)": len(data.vocabulary[task]) - 1}
           for task in VQA_TASKS for split, questions in data.vqa[task].items()],
         {"set": "retrieval", "split": "train", "images": len(data.scenes["train"].scenes),
          "questions or captions": "a fresh caption per draw", "answers": "-", "vocabulary (words)": words},
-        {"set": "retrieval", "split": "test", "images": len(data.scenes["test"].scenes),
-         "questions or captions": f"{len(retrieval.captions)} + {len(retrieval.negatives)} hard negatives",
-         "answers": "-", "vocabulary (words)": words}]).set_index(["set", "split"])
+        *[{"set": "retrieval", "split": split, "images": len(retrieval.data.scenes),
+           "questions or captions": f"{len(retrieval.captions)} + {len(retrieval.negatives)} hard negatives",
+           "answers": "-", "vocabulary (words)": words} for split, retrieval in data.retrieval.items()]
+    ]).set_index(["set", "split"])
 
 
 def question_types_table(data: Data, question_only: dict) -> pd.DataFrame:
@@ -173,7 +188,7 @@ def question_types_table(data: Data, question_only: dict) -> pd.DataFrame:
 def examples_figure(data: Data):
     """Four Sort-of-CLEVR test scenes with a non-relational and a relational question, their caption and its hard
     negative; four easy-VQA test images with one of their questions."""
-    scenes, retrieval = data.scenes["test"], data.retrieval_test
+    scenes, retrieval = data.scenes["test"], data.retrieval["test"]
     fig, axes = plt.subplots(2, 4, figsize=(15, 9.5))
     for ax, index in zip(axes[0], range(4)):
         scene = scenes.scenes[index]
@@ -241,15 +256,17 @@ def batches(settings: VisionLanguageSettings, data: Data, task: str, seed: int):
 
 
 def fit(settings: VisionLanguageSettings, data: Data, task: str, seed: int, variant: str,
-        device: torch.device = torch.device("cpu"), checkpoint: Path | None = None) -> tuple[torch.nn.Module, TrainResult]:
-    """One run: AdamW, warm-up over 10% of the steps then cosine decay, clipping at 1.0, the training loss recorded
-    over fifths of the run; cross-entropy over the answers (VQA) or CLIP's symmetric contrastive loss (retrieval)."""
+        device: torch.device = torch.device("cpu"), checkpoint: Path | None = None, steps: int | None = None,
+        records: int = 5, evaluate: Callable[[torch.nn.Module], dict] | None = None) -> tuple[torch.nn.Module, TrainResult]:
+    """One run of `steps` (None: the task's `settings.steps`): AdamW, warm-up over 10% of the steps then cosine decay,
+    clipping at 1.0, the training loss recorded (and `evaluate` scored) `records` times, evenly; cross-entropy over
+    the answers (VQA) or CLIP's symmetric contrastive loss (retrieval)."""
     model = build(settings, data, task, seed, variant)
-    steps = settings.steps[task]
-    config = TrainConfig(steps=steps, lr=settings.lr, warmup_steps=max(1, steps // 10), eval_every=max(1, steps // 5),
-                         checkpoint_every=max(1, steps // 5), seed=seed)
+    steps = settings.steps[task] if steps is None else steps
+    config = TrainConfig(steps=steps, lr=settings.lr, warmup_steps=max(1, steps // 10),
+                         eval_every=max(1, steps // records), checkpoint_every=max(1, steps // 5), seed=seed)
     result = train(model, answer_loss if task in data.vqa else pair_loss, batches(settings, data, task, seed), config,
-                   checkpoint=checkpoint, device=device, description=f"{task} {variant} seed {seed}")
+                   evaluate=evaluate, checkpoint=checkpoint, device=device, description=f"{task} {variant} seed {seed}")
     return model, result
 
 
@@ -282,11 +299,11 @@ def train_seconds_table(walls: pd.DataFrame) -> pd.DataFrame:
 
 
 def answer_all(model: FusionEncoder, data: Data, task: str, device: torch.device = torch.device("cpu"),
-               limit: int | None = None) -> pd.DataFrame:
-    """`scored` rows of the model's answers to the first `limit` test questions, with the attention evaluations per
-    layer each question received and, for FPSA, the share of its layers' solves stopped at the cap and the mean
+               limit: int | None = None, split: str = "test") -> pd.DataFrame:
+    """`scored` rows of the model's answers to the first `limit` `split` questions, with the attention evaluations
+    per layer each question received and, for FPSA, the share of its layers' solves stopped at the cap and the mean
     relative residual at the last evaluation."""
-    questions = test_questions(data, task, limit)
+    questions = questions_of(data, task, split, limit)
     fixed_point = bool(fixed_point_layers(model))
     correct, spent = [], []
     model.eval()
@@ -301,7 +318,7 @@ def answer_all(model: FusionEncoder, data: Data, task: str, device: torch.device
                 row |= {"unconverged": (~solves["converged"]).float().mean(dim=0).cpu().numpy(),
                         "residual": solves["residuals"].float().mean(dim=0).cpu().numpy()}
             spent.append(pd.DataFrame(row))
-    return pd.concat([scored(data, task, torch.cat(correct), limit), pd.concat(spent, ignore_index=True)], axis=1)
+    return pd.concat([scored(data, task, torch.cat(correct), limit, split), pd.concat(spent, ignore_index=True)], axis=1)
 
 
 def answer_everything(models: dict, data: Data, seeds, device: torch.device = torch.device("cpu")) -> dict:
@@ -421,9 +438,9 @@ class RetrievalTest:
     """The attribute each negative changed."""
 
 
-def retrieval_inputs(data: Data) -> RetrievalTest:
-    test, vocabulary = data.retrieval_test, data.vocabulary["retrieval"]
-    return RetrievalTest(data.preprocess["retrieval"](data.scenes["test"].images),
+def retrieval_inputs(data: Data, split: str = "test") -> RetrievalTest:
+    test, vocabulary = data.retrieval[split], data.vocabulary["retrieval"]
+    return RetrievalTest(data.preprocess["retrieval"](test.data.images),
                          vocabulary.encode([caption_text(c) for c in test.captions]),
                          vocabulary.encode([caption_text(c) for c in test.negatives]), pd.Series(test.changed))
 
@@ -471,15 +488,20 @@ def retrieve_all(models: dict, data: Data, seeds,
                   for seed in seeds for variant in VARIANTS}
     frame = pd.DataFrame([{"seed": seed, "variant": variant, **recalls}
                           for (seed, variant), (recalls, _) in retrievals.items()])
-    recalls = [column for column in frame.columns if " R@" in column]
+    recalls = recall_names(frame.columns)
     frame.insert(len(recalls) + 2, "mean recall", frame[recalls].mean(axis=1))
     return frame, {seed: retrievals[seed, "FPSA"][1] for seed in seeds}
+
+
+def recall_names(measures) -> list[str]:
+    """The six recalls among `retrieve`'s measures (R@1, R@5, R@10 in both directions): their mean is the score."""
+    return [name for name in measures if " R@" in name]
 
 
 def reference_recalls(data: Data) -> tuple[dict, dict, torch.Tensor]:
     """(the recalls of a model that knows the exact truth and breaks ties at random; chance; per test caption, the
     test scenes it is true of: captions are short, so some are true of more than one)."""
-    test = data.retrieval_test
+    test = data.retrieval["test"]
     n = len(test.captions)
     true_of = torch.tensor([[caption_holds(c, scene) for scene in data.scenes["test"].scenes]
                             for c in test.captions + test.negatives])
@@ -514,3 +536,67 @@ def unconverged_share(answered: dict, models: dict, retrieval_converged: dict, s
         stopped, total = stopped + frame.unconverged.sum() * layers, total + len(frame) * layers
     converged = retrieval_converged[seed]
     return float((stopped + (~converged).sum().item()) / (total + converged.numel()))
+
+
+# --- competence curves: what budget would pass the gates ----------------------------------------------------------
+
+GATE_OF = {"easy-VQA": "vqa_learned", "Sort-of-CLEVR": "vqa_learned", "retrieval": "retrieval_learned"}
+"""The competence gate of S5 each task's vanilla model must pass (vqa_learned: both VQA sets)."""
+CURVE_SCORE = "gate quantity"
+
+
+def competence_gate(task: str) -> Gate:
+    return next(gate for gate in preregistration("S5").gates if gate.key == GATE_OF[task])
+
+
+def validation_score(data: Data, task: str, device: torch.device = torch.device("cpu")) -> Callable[[torch.nn.Module], dict]:
+    """The competence curve's score of `task` on its validation split, the quantity its gate reads on the test split:
+    for a VQA set, the accuracy per question type and its lowest margin over the question-only baseline on the same
+    questions; for retrieval, the six recalls and their mean."""
+    if task in data.vqa:
+        question_only = question_only_accuracy(data, "validation")[task]
+
+        def score(model: torch.nn.Module) -> dict:
+            accuracy = answer_all(model, data, task, device, split="validation").groupby("kind").correct.mean()
+            return ({f"accuracy: {kind}": value for kind, value in accuracy.items()}
+                    | {CURVE_SCORE: min(value - question_only[kind] for kind, value in accuracy.items())})
+        return score
+    inputs = retrieval_inputs(data, "validation")
+
+    def score(model: torch.nn.Module) -> dict:
+        measures, _ = retrieve(model, inputs, device)
+        recalls = [measures[name] for name in recall_names(measures)]
+        return {name: measures[name] for name in recall_names(measures)} | {CURVE_SCORE: sum(recalls) / len(recalls)}
+    return score
+
+
+def competence_curve(settings: VisionLanguageSettings, data: Data, task: str, seed: int,
+                     device: torch.device = torch.device("cpu"), checkpoint: Path | None = None) -> TrainResult:
+    """One more vanilla run of (`task`, `seed`): the paired runs' recipe and batches for the task's `curve_steps`,
+    scored on the validation split at every tenth (`validation_score`); its wall seconds, evaluations included, what
+    such a step costs."""
+    _, result = fit(settings, data, task, seed, "vanilla", device, checkpoint, steps=settings.curve_steps[task],
+                    records=10, evaluate=validation_score(data, task, device))
+    return result
+
+
+def competence_budget(task: str, seed: int, curve: TrainResult, steps: int) -> Projection:
+    """The steps at which `task`'s competence curve projects to its gate's threshold (`competence_gate`;
+    `repro.experiments.fine_tuning.competence_budget`)."""
+    gate = competence_gate(task)
+    return budget_from_curve(f"{task} vanilla validation {gate.key} quantity", CURVE_SCORE, gate, seed, curve, steps)
+
+
+def competence_figure(curves: pd.DataFrame):
+    """Per task, the gate's quantity on the validation split against the step of the competence curve, the gate's
+    threshold dashed."""
+    tasks = list(dict.fromkeys(curves.task))
+    fig, axes = plots.panels(len(tasks), sharey=False)
+    for ax, task in zip(axes, tasks):
+        curve, gate = curves[curves.task == task], competence_gate(task)
+        ax.plot(curve.step, curve[CURVE_SCORE], marker="o", label="vanilla (validation)")
+        ax.axhline(gate.threshold, color="grey", ls="--", lw=0.8, label=f"gate {gate.key} {gate.op} {gate.threshold:g}")
+        ax.set(xlabel="training step", title=task, ylabel="lowest accuracy margin over question-only"
+               if task in VQA_TASKS else "mean recall")
+        ax.legend(fontsize=8)
+    return plots.finish(fig, axes)
