@@ -31,6 +31,7 @@ from repro import ROOT
 from repro.claims import CLAIMS, VERDICT_MEANINGS, VERDICTS, claim
 from repro.deviations import DEVIATIONS
 from repro.plots import VERDICT_COLOURS, forest
+from repro.replicates import replicates_to_decide
 from repro.data.files import recorded_sha256
 from repro.results import load_results
 from repro.staleness import freshness
@@ -60,7 +61,8 @@ def number(value: float) -> str:
     return f"{value:.3g}"
 
 
-def part_cell(part: dict) -> str:
+def part_cell(part: dict, replicate: str) -> str:
+    """The part's interval against its margin; where it straddles the margin, the replicates that would decide it."""
     need = f"needs {part['direction']} {part['margin']:g} {part['unit']}"
     if part["interval"] is None:
         measured = "no per-seed values" if part["values"] is None else \
@@ -69,6 +71,9 @@ def part_cell(part: dict) -> str:
         low, high = part["interval"]
         measured = (f"<b>{number(part['mean'])}</b> [{number(low)}, {number(high)}], "
                     f"P(improvement) {part['probability_of_improvement']:.2f} → {part['verdict']}")
+        if part["verdict"] == "inconclusive":
+            budget = replicates_to_decide(part["values"], part["direction"], part["margin"], part["comparisons"])
+            measured += f"; {html.escape(budget.describe(replicate))}"
     return f"{html.escape(part['quantity'])}: {measured} ({html.escape(need)})"
 
 
@@ -114,6 +119,8 @@ def badge(verdict: str) -> str:
 # *parts* (the deciding quantities, pre-registered in `repro/claims.py`) show their mean over seeds, their 95% interval
 # and the margin the claim needs; its *gates* (the competence its evidence must show first) show their measured value and
 # whether they passed. The verdict is decided by `repro/verdicts.py` and re-decided here from the stored per-seed values.
+# Where an interval straddles its margin, its cell says how many seeds would decide it at the measured mean and spread
+# (`repro/replicates.py`: an extrapolation, like the projected training budgets in the evidence).
 # Its *from* column links the rendered notebook that produced the result, the notebook's source and the library
 # functions that measured it. The deviations log comes next, then one section per notebook.
 
@@ -156,7 +163,8 @@ for spine in CLAIMS:
             "claim": entry["id"] if entry else spine.id,
             "statement (paper value)": "" if number_in_spine else
             html.escape(f"{spine.paper}: {spine.statement} Paper: {spine.paper_value}.") + note,
-            "deciding quantities: mean [95% interval]": "<br>".join(map(part_cell, entry["parts"])) if entry else "",
+            "deciding quantities: mean [95% interval]": "<br>".join(part_cell(part, entry["replicate"])
+                                                                    for part in entry["parts"]) if entry else "",
             "gates": "<br>".join(map(gate_cell, entry["gates"])) if entry else "",
             "verdict": badge(verdict),
             "why": html.escape("; ".join(entry["reasons"])) if entry else "no result file",
