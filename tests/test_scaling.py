@@ -17,8 +17,8 @@ from repro.seeding import torch_seed
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 DAMPED = "FPSA, damped 0.5, cap 4"
-TINY = dict(seeds=[0], sst2=3, stsb=2, squad=1, max_tokens=24, batch=2, damped_cap=4, text_repeats=1, warmup=0,
-            minilm_lengths=[8, 16], minilm_batch=1, encoder=dict(layers=1, width=16, heads=2, mlp_hidden=32),
+TINY = dict(seeds=[0], sst2=3, stsb=2, squad=1, max_tokens=24, batch=2, damped_cap=4, budget_cap=40, text_repeats=1,
+            warmup=0, minilm_lengths=[8, 16], minilm_batch=1, encoder=dict(layers=1, width=16, heads=2, mlp_hidden=32),
             encoder_lengths=[8, 16], encoder_batch=1, sweep_repeats=1, memory_caps=[1, 2], memory_batch=1,
             memory_length=8)
 
@@ -57,7 +57,10 @@ def measured(bert, corpora, tokenizer, settings):
 
 def test_settings_take_one_seed_and_allow_no_warmup(settings):
     assert settings.seed == 0 and settings.warmup == 0 and settings.memory_caps == (1, 2)
-    assert list(settings.solvers()) == [BASE, DAMPED] == ["FPSA, anderson, cap 32", "FPSA, damped 0.5, cap 4"]
+    assert list(settings.solvers()) == [BASE, DAMPED, "FPSA, anderson, cap 40"]
+    assert (BASE, DAMPED) == ("FPSA, anderson, cap 32", "FPSA, damped 0.5, cap 4")
+    with pytest.raises(ValueError, match="budget_cap: it must exceed the pre-registered cap 32, got 32"):
+        ScalingSettings.of(**TINY | dict(budget_cap=32))
     with pytest.raises(ValueError, match="one seed"):
         ScalingSettings.of(**TINY | dict(seeds=[0, 1]))
     with pytest.raises(ValueError, match="warmup must lie in"):

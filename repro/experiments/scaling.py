@@ -64,6 +64,7 @@ class ScalingSettings(Settings):
     max_tokens: int  # truncation of the sampled texts
     batch: int
     damped_cap: int  # the cap of the second solver, the authors' damped run settings (damping 0.5; their cap is 8)
+    budget_cap: int  # a larger cap of the pre-registered solver: whether it would pass the gate fpsa_converges
     text_repeats: int  # timed forwards per batch
     warmup: int = bounded(0)  # untimed forwards after the FLOP-counting one
     minilm_lengths: tuple[int, ...]  # sequence lengths of the MiniLM sweep, at most its 512 positions
@@ -80,15 +81,21 @@ class ScalingSettings(Settings):
         super().__post_init__()
         if len(self.seeds) != 1:
             raise ValueError(f"setting seeds: the cost study measures one fixed model, give one seed, got {self.seeds}")
+        if self.budget_cap <= DEFAULT.max_iterations:
+            raise ValueError(f"setting budget_cap: it must exceed the pre-registered cap {DEFAULT.max_iterations}, "
+                             f"got {self.budget_cap}")
 
     @property
     def seed(self) -> int:
         return self.seeds[0]
 
     def solvers(self) -> dict[str, FixedPointAttentionConfig]:
-        """{name: config} of the pre-registered solver and of the damped one at `damped_cap`."""
+        """{name: config} of the pre-registered solver, of the damped one at `damped_cap` and of the pre-registered
+        one at `budget_cap` (measured for its steps and FLOPs, never timed, and deciding nothing: it says whether a
+        larger cap would let the solves converge)."""
         return {solver_name(c): c for c in (DEFAULT, FixedPointAttentionConfig(solver="damped",
-                                                                               max_iterations=self.damped_cap))}
+                                                                               max_iterations=self.damped_cap),
+                                            replace(DEFAULT, max_iterations=self.budget_cap))}
 
 
 def check_positions(settings: ScalingSettings, model: nn.Module) -> None:
