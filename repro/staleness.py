@@ -66,8 +66,8 @@ def changed_inputs(provenance: dict, data_sha256) -> list[str] | None:
     for relative, sha in inputs["data"].items():
         try:
             now = data_sha256(relative)
-        except (FileNotFoundError, KeyError, ValueError):
-            now = None
+        except (KeyError, ValueError):  # gone from its manifest: changed. A data directory that cannot be found
+            now = None  # (REPRO_DATA_DIR unset or wrong) raises its own error: it says nothing about the data.
         if now != sha:
             changed.append(f"data:{relative}")
     return changed

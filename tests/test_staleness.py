@@ -53,6 +53,13 @@ def test_a_data_file_gone_from_the_manifest_counts_as_changed(tree):
     assert changed_inputs(provenance, {}.__getitem__) == ["data:gone.tsv"]
 
 
+def test_a_data_directory_that_cannot_be_found_is_an_error_not_a_change(tree, monkeypatch):
+    provenance = recorded(tree, data={"glue/SST-2/dev.tsv": "a" * 64})
+    monkeypatch.delenv("REPRO_DATA_DIR", raising=False)
+    with pytest.raises(FileNotFoundError, match="REPRO_DATA_DIR is not set"):
+        changed_inputs(provenance, recorded_sha256)
+
+
 def test_a_result_without_recorded_inputs_is_not_passed_for_fresh(tree):
     provenance = {"started": "2026-12-01T00:00:00+00:00", "git_sha": "0" * 40}
     assert changed_inputs(provenance, {}.__getitem__) is None
