@@ -49,10 +49,11 @@ import seaborn as sns
 from IPython.display import display
 
 from repro import plots
-from repro.data.squad import MAX_ANSWER_TOKENS, best_spans, encode, load_dev, split_by_article, squad_scores
+from repro.data.squad import MAX_ANSWER_TOKENS, best_spans, load_dev, squad_scores
 from repro.experiments import fine_tuning as ft
 from repro.experiments.fine_tuning import FPSA, VANILLA
 from repro.experiments.paired import describe, difference
+from repro.experiments.squad_parts import article_table, sizes_table, split_parts
 from repro.models.minilm import span_extractor, tokenizer
 from repro.models.self_transformer import FixedPointAttentionConfig
 from repro.seeding import derive
@@ -118,30 +119,13 @@ study.describe()
 
 # %%
 examples = load_dev()
-train_all, held_out_all = split_by_article(examples)
-train_all, validation_all = split_by_article(train_all, S.validation_articles)
-held_out_titles = sorted({e.title for e in held_out_all})
-validation_titles = {e.title for e in validation_all}
-split = (pd.DataFrame([{"article": e.title, "part": "held out" if e.title in held_out_titles else
-                        "validation" if e.title in validation_titles else "training"}
-                       for e in examples]).value_counts().rename("questions").reset_index().sort_values(["part", "article"]))
-study.table("article_split", split.set_index("article"))
-train_examples = ft.fixed_subset(train_all, S.train_questions, "squad-train-questions")
-eval_examples = ft.fixed_subset(held_out_all, S.eval_questions, "squad-held-out-questions")
-validation_examples = ft.fixed_subset(validation_all, S.validation_questions, "squad-validation-questions")
-words = tokenizer()
-parts = {"training": (train_all, train_examples), "validation": (validation_all, validation_examples),
-         "held out": (held_out_all, eval_examples)}
-windows = {part: encode(used, words, S.max_length, S.stride) for part, (_, used) in parts.items()}
-train_windows, eval_windows = windows["training"], windows["held out"]
-sizes = pd.DataFrame({"articles": [len({e.title for e in every}) for every, _ in parts.values()],
-                      "questions in the part": [len(every) for every, _ in parts.values()],
-                      "questions used": [len(used) for _, used in parts.values()],
-                      "windows": [len(w) for w in windows.values()],
-                      "windows without the answer": [int((w.start_positions == 0).sum()) for w in windows.values()]},
-                     index=pd.Index(list(parts), name="part"))
+parts = split_parts(examples, S.validation_articles, {"training": S.train_questions, "validation":
+                    S.validation_questions, "held out": S.eval_questions}, tokenizer(), S.max_length, S.stride)
+study.table("article_split", article_table(examples, parts))
+train_windows, eval_windows, eval_examples = parts["training"].windows, parts["held out"].windows, parts["held out"].used
+held_out_titles = sorted({e.title for e in parts["held out"].every})
 print("held-out articles:", ", ".join(held_out_titles))
-study.table("data", sizes)
+study.table("data", sizes_table(parts))
 
 
 # %% [markdown]
@@ -204,7 +188,7 @@ study.table("per_seed", scores.set_index(["variant", "seed"]))
 
 # %%
 curve = ft.competence_curve(design_of(S.seeds[0]), S.curve_steps, ft.squad_validation_score(
-    windows["validation"], validation_examples, S.eval_batch, study.device))
+    parts["validation"].windows, parts["validation"].used, S.eval_batch, study.device))
 budget = ft.competence_budget("vanilla validation F1", "validation F1", ft.squad_gate(), S.seeds[0], curve, S.curve_steps)
 study.figure(plots.learning_curves(pd.DataFrame(curve.history).assign(model=VANILLA, seed=S.seeds[0]), "validation F1",
                                    "validation F1 (×100)", title="competence curve"), "competence_curve")

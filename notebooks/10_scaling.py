@@ -228,7 +228,7 @@ memory.pivot_table(index="cap", columns="gradient", values=["saved MiB"] + (["CU
 
 
 # %%
-default_steps, damped_steps, larger_cap_steps = summary.loc[BASE], summary.loc[DAMPED], summary.loc[LARGER_CAP]
+default_steps, damped_steps = summary.loc[BASE], summary.loc[DAMPED]
 per_corpus = text_cost.drop(index="all")  # one row per corpus: the replicates of S6.steps, S6.flops, S6.latency
 growth = sc.memory_growth(memory)
 converges = {"fpsa_converges": default_steps.at_cap.mean()}  # default solver, mean over corpora
@@ -236,20 +236,16 @@ PAIRED = ("self-minilm-backbone", "self-cost-pretrained-weights", "self-solver-s
           "self-example-stop", "self-post-ln-loop", "self-residual-undamped-step", "self-state-from-input",
           "self-no-temperature", "self-no-rope-in-loop")
 TEXT = (sc.load_text, sc.text_cost, sc.steps_tables, sc.text_cost_table)
-described = lambda table: "; ".join(f"{corpus}: median {row.median_steps:g}, at cap {row.at_cap:.0%}"
-                                    for corpus, row in table.iterrows())
 per = lambda column: ", ".join(f"{corpus} {value:.2f}x (at cap {per_corpus.at[corpus, f'{BASE} at cap']:.1%})"
                                for corpus, value in per_corpus[column].items())
 at_cap = lambda solver: (f"{text_cost.loc['all', f'{solver} at cap']:.1%} of all solves at the cap, "  # pooled over batches;
                          f"{per_corpus[f'{solver} at cap'].mean():.1%} mean over corpora")  # the latter is the gate's
-# What would pass that gate: the same solver at a larger cap, measured on the same text (it decides nothing).
-converges_budget = (f"budget for the gate fpsa_converges: at {LARGER_CAP}, {larger_cap_steps.at_cap.mean():.1%} of "
-                    f"the solves stop at the cap, mean over corpora ({described(larger_cap_steps)})")
+converges_budget = sc.larger_cap_evidence(summary, LARGER_CAP)  # what would pass that gate (it decides nothing)
 DECISIONS = {
     "S6.steps": dict(parts={"median_at_least_3": default_steps.median_steps,
                             "median_at_most_6": default_steps.median_steps}, gates=converges, deviations=PAIRED,
                      pipeline=TEXT[:3], evidence=f"{int(costs.examples.sum())} real-text examples. {BASE}: "
-                     f"{described(default_steps)}. {DAMPED}: {described(damped_steps)}; {converges_budget}"),
+                     f"{sc.steps_text(default_steps)}. {DAMPED}: {sc.steps_text(damped_steps)}; {converges_budget}"),
     "S6.flops": dict(parts={"flops_ratio": per_corpus[f"{BASE} FLOPs ratio"]}, gates=converges, deviations=PAIRED,
                      pipeline=TEXT, evidence=f"per corpus, {BASE}: {per(f'{BASE} FLOPs ratio')}; all batches: "
                      f"{text_cost.loc['all', f'{BASE} FLOPs ratio']:.2f}x ({at_cap(BASE)}), {DAMPED} "

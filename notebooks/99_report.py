@@ -31,7 +31,7 @@ from repro import ROOT
 from repro.claims import CLAIMS, VERDICT_MEANINGS, VERDICTS, claim
 from repro.deviations import DEVIATIONS
 from repro.plots import VERDICT_COLOURS, forest
-from repro.replicates import replicates_to_decide
+from repro.replicates import straddling_budget
 from repro.data.files import recorded_sha256
 from repro.results import load_results
 from repro.staleness import freshness
@@ -71,8 +71,8 @@ def part_cell(part: dict, replicate: str) -> str:
         low, high = part["interval"]
         measured = (f"<b>{number(part['mean'])}</b> [{number(low)}, {number(high)}], "
                     f"P(improvement) {part['probability_of_improvement']:.2f} → {part['verdict']}")
-        if part["verdict"] == "inconclusive":
-            budget = replicates_to_decide(part["values"], part["direction"], part["margin"], part["comparisons"])
+        budget = straddling_budget(part)
+        if budget is not None:
             measured += f"; {html.escape(budget.describe(replicate))}"
     return f"{html.escape(part['quantity'])}: {measured} ({html.escape(need)})"
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
-from repro.verdicts import CONFIDENCE
+from repro.verdicts import CONFIDENCE, part_verdict
 
 MAX_REPLICATES = 1000
 """Beyond this many replicates the mean is so close to the margin that no affordable run decides it."""
@@ -24,7 +24,7 @@ class ReplicateBudget:
     replicates: int | None
     """The smallest replicate count whose interval clears the margin; None where none up to `MAX_REPLICATES` does."""
     towards: str
-    """The verdict the part would get there: the side of the margin the measured mean lies on."""
+    """The verdict the part would get there: the rule's verdict of its measured mean alone."""
 
     def describe(self, replicate: str = "seed") -> str:
         if self.replicates is None:
@@ -41,8 +41,7 @@ def replicates_to_decide(values: Sequence[float], direction: str, margin: float,
     if sample.size < 2 or not np.isfinite(sample).all():
         raise ValueError(f"a replicate budget needs at least 2 finite values, got {sample.tolist()}")
     mean, spread = float(sample.mean()), float(sample.std(ddof=1))
-    above = mean > margin if direction == "at least" else mean < margin
-    towards = "reproduced" if above else "not reproduced"
+    towards = part_verdict(direction, margin, mean, mean)
     gap = abs(mean - margin)
     if gap == 0:
         return ReplicateBudget(None, towards)
@@ -51,3 +50,15 @@ def replicates_to_decide(values: Sequence[float], direction: str, margin: float,
     half_widths = stats.t.ppf(1 - (1 - confidence) / 2, counts - 1) * spread / np.sqrt(counts)
     deciding = counts[half_widths < gap]
     return ReplicateBudget(int(deciding[0]) if deciding.size else None, towards)
+
+
+def straddling_budget(part: dict) -> ReplicateBudget | None:
+    """`replicates_to_decide` for a decided part of a result entry whose interval straddles its margin (its two ends
+    would get different verdicts); None for any other part."""
+    if part["interval"] is None:
+        return None
+    low, high = part["interval"]
+    direction, margin = part["direction"], part["margin"]
+    if part_verdict(direction, margin, low, low) == part_verdict(direction, margin, high, high):
+        return None
+    return replicates_to_decide(part["values"], direction, margin, part["comparisons"])

@@ -4,7 +4,7 @@ spread."""
 import numpy as np
 import pytest
 
-from repro.replicates import MAX_REPLICATES, replicates_to_decide
+from repro.replicates import MAX_REPLICATES, replicates_to_decide, straddling_budget
 from repro.verdicts import CONFIDENCE, interval, part_verdict
 
 
@@ -41,3 +41,13 @@ def test_too_few_or_non_finite_values_are_refused():
     for values in ([0.1], [0.1, float("nan")]):
         with pytest.raises(ValueError, match="at least 2 finite values"):
             replicates_to_decide(values, "at least", 0.0)
+
+
+def test_only_a_straddling_part_gets_a_budget():
+    def part(low, high, values):
+        return {"interval": [low, high], "direction": "at least", "margin": 0.0, "values": values, "comparisons": 1}
+    straddles = straddling_budget(part(-0.01, 0.03, [0.0, 0.01, 0.02]))
+    assert straddles is not None and straddles.towards == "reproduced"
+    assert straddling_budget(part(0.01, 0.03, [0.01, 0.02, 0.03])) is None  # decided: reproduced
+    assert straddling_budget(part(-0.03, -0.01, [-0.03, -0.02, -0.01])) is None  # decided: not reproduced
+    assert straddling_budget({"interval": None, "values": None}) is None  # too few seeds, or no values

@@ -176,6 +176,20 @@ def steps_tables(steps: pd.DataFrame, solvers) -> tuple[pd.DataFrame, pd.DataFra
     return summary, per_layer
 
 
+def steps_text(table: pd.DataFrame) -> str:
+    """One solver's rows of `steps_tables`' summary as text: each corpus's median steps and share at the cap."""
+    return "; ".join(f"{corpus}: median {row.median_steps:g}, at cap {row.at_cap:.0%}"
+                     for corpus, row in table.iterrows())
+
+
+def larger_cap_evidence(summary: pd.DataFrame, solver: str) -> str:
+    """What the pre-registered solver at `budget_cap` (`solver`) says about the gate fpsa_converges: its share of solves
+    at the cap, mean over corpora as the gate reads it, beside each corpus's steps."""
+    rows = summary.loc[solver]
+    return (f"budget for the gate fpsa_converges: at {solver}, {rows.at_cap.mean():.1%} of the solves stop at the cap, "
+            f"mean over corpora ({steps_text(rows)})")
+
+
 def steps_figure(steps: pd.DataFrame, solvers: dict):
     """Refinement steps per layer and example, a box per (layer, corpus), one panel per solver, the paper's range
     shaded and the cap dashed."""
