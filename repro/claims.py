@@ -352,6 +352,51 @@ SUDOKU_LEARNED = 0.5
 SUDOKU_LEARN = _looped_learns(f"in-distribution whole-board exact match reaches {SUDOKU_LEARNED:g}")
 
 
+# The frontier of notebook 11: what the three papers imply when every family meets the others on shared tasks.
+FRONTIER_LEARNED = {"parity": 0.90, "prefix sums": 0.90, "sudoku": 0.70, "cifar10": 0.45}
+"""Easy-split score (the task's metric at the trained setting) at which a family counts as having learned a task."""
+FRONTIER_HARD_TASKS = ("parity", "prefix sums", "sudoku")
+"""The frontier tasks with a hard split (a difficulty beyond training)."""
+
+
+def frontier_id(spine: str, task: str) -> str:
+    """E.g. 'L2.frontier_prefix_sums'."""
+    return f"{spine}.frontier_{task.replace(' ', '_')}"
+
+
+def _frontier_learned(family: str, task: str) -> Gate:
+    return Gate(f"{family.replace(' ', '_')}_learned", f"easy-split score of the {family} at its trained setting on "
+                f"{task}, mean over seeds", ">=", FRONTIER_LEARNED[task])
+
+
+def _frontier_preregistrations() -> tuple["Preregistration", ...]:
+    rules = []
+    for task in FRONTIER_HARD_TASKS:
+        rules.append(Preregistration(
+            frontier_id("L2", task),
+            parts=(_gain("more_iterations_help", f"hard-split score on {task} of the recall loop (additive recall, "
+                         "LayerNorm outer norm) at 4M test-time iterations minus at its trained M, per seed", 0.0,
+                         "score"),
+                   _gain("beats_fixed_loop", f"hard-split score on {task} of the recall loop minus the fixed loop "
+                         "(the same layer repeated, no recall, no outer norm), both at 4M iterations, per seed", 0.0,
+                         "score")),
+            gates=(_frontier_learned("recall loop", task),)))
+        rules.append(Preregistration(
+            frontier_id("A2", task),
+            parts=(_gain("more_tape_when_harder", f"mean tape tokens AdaTape reads per {task} example on the hard split "
+                         "minus on the easy split, whole tape allowed, per seed", 0.0, "tape tokens"),),
+            gates=(_frontier_learned("adatape", task),)))
+    steps = "median refinement steps per (layer, example) of the trained FPSA transformer on each task's easy split, "
+    rules.append(Preregistration(
+        "S6.frontier",
+        parts=(Part("median_at_least_3", steps + "Anderson m = 5, tolerance 1e-3, cap 32, per (task, seed)",
+                    "at least", 3, "steps"),
+               Part("median_at_most_6", steps + "Anderson m = 5, tolerance 1e-3, cap 32, per (task, seed)",
+                    "at most", 6, "steps")),
+        gates=(FPSA_CONVERGES,), replicate="task x seed"))
+    return tuple(rules)
+
+
 PREREGISTRATIONS = (
     # -- AdaTape: parity (01) ------------------------------------------------------------------------------------
     *(Preregistration(
@@ -575,6 +620,7 @@ PREREGISTRATIONS = (
                     0.95),),
         replicate="cap",
     ),
+    *_frontier_preregistrations(),
 )
 
 _PREREGISTERED = {p.id: p for p in PREREGISTRATIONS}

@@ -16,6 +16,37 @@ class Deviation:
 
 
 DEVIATIONS: dict[str, Deviation] = {
+    # The compute/accuracy frontier (notebook 11)
+    "frontier-recipe": Deviation(
+        "all",
+        "Every family is trained with one small recipe (AdamW, warm-up over 10% of the steps, cosine decay, clipping at "
+        "1.0, one learning rate), at one small size (cpu: width 32 tied, 16 untied with 4 layers, 8 iterations) and for "
+        "a few hundred steps per task on CPU; knob grids are ours (loops M/4-4M iterations, ACT caps M/4-M and "
+        "thresholds 0.01-0.3, FPSA tolerances 0.1-0.001 and caps 1-32, AdaTape 1 to all tape slots).",
+        "No paper makes this comparison, so there is no recipe to follow; one recipe for all keeps the families "
+        "comparable. The competence gates say where a family did not learn a task at this budget."),
+    "frontier-matching": Deviation(
+        "all",
+        "Parameters matched to the fixed loop's within 10% by each family's MLP width; training FLOPs matched through "
+        "the batch (the same optimizer steps, a batch inversely proportional to the FLOPs of one training example at "
+        "initialisation), so the untied families see more examples per step than the tied ones.",
+        "Matching by the batch keeps one learning-rate schedule and step count for all. What an adaptive family spends "
+        "moves during training (ACT ponders more or less, AdaTape reads more or less tape): the notebook reports the "
+        "trained model's training FLOPs against the matched start."),
+    "frontier-positions": Deviation(
+        "all",
+        "Every family gets the same position signal: lines (parity, prefix sums) a relative attention bias (learned up "
+        "to offset 8, falling linearly beyond), grids (sudoku, image patches) a learned row/column(/box) embedding and "
+        "no bias. AdaTape's tape tokens take the positions after the input's on a line and none on a grid; the Universal "
+        "Transformer keeps its timestep embedding but has no absolute position embedding.",
+        "One position scheme for all keeps the comparison about adaptivity; relative positions let the line tasks test "
+        "longer inputs, and a grid bias would have no entry for tape tokens."),
+    "frontier-act-halting-init": Deviation(
+        "AdaTape",
+        "ACT's halting unit starts with bias -log(M - 1), so each step halts with probability about 1/M and a position "
+        "starts by using about all its M steps.",
+        "With the default zero bias every position halts after two steps at initialisation and ACT starts as a "
+        "two-step model, and notebook 01's Universal Transformer collapsed to one step from there."),
     # Visual question answering and image-text retrieval (notebook 09)
     "vl-packaged-vqa": Deviation(
         "SELF",
