@@ -2,7 +2,7 @@
 
 1. `TASKS`: parity (vector length), prefix sums (bits), sudoku (givens) and CIFAR-10 patches, each with a training
    stream, a validation set from the training distribution and test splits along its difficulty axis ("easy" at the
-   training difficulty, "hard" beyond it; CIFAR-10 has one test split).
+   training difficulty, "hard" beyond it; CIFAR-10 has one split, "test").
 2. `match_parameters`: every family's MLP width chosen so its parameter count is within 10% of the fixed loop's.
 3. `matched_batches`: training FLOPs matched by the batch size. Every family takes the same number of optimizer steps
    on the same seeded stream, with a batch inversely proportional to the FLOPs of one training example (forward and
@@ -32,16 +32,15 @@ from repro.data.images import (AUGMENTATIONS, CIFAR10_RESPLIT, AugmentedBatches,
 from repro.data.sudoku import (CELL_BOX, CELL_COLUMN, CELL_ROW, SudokuStream, concatenate, encode, load_or_generate,
                                with_givens)
 from repro.experiments.looped import token_scores
+from repro.experiments.paired import solver_spend
 from repro.experiments.sudoku import COMMITTED, DATA_DIR, TRAIN_CLASSES
 from repro.losses import progressive_loss
 from repro.models.families import FAMILIES, KNOBS, UNTIED, AdaptiveFamily, FamilyConfig, family_loss
-from repro.models.self_transformer import fixed_point_aux
 from repro.nn import count_parameters
 from repro.seeding import derive, rng, torch_seed
 from repro.train import TrainConfig, train
 from repro.verdicts import interval
 
-SPLITS = ("easy", "hard")
 PARAMETER_TOLERANCE = 0.10
 """Largest relative difference of a family's parameter count from the fixed loop's."""
 
@@ -155,13 +154,13 @@ def cifar10_task(patch: int) -> Task:
     def fixed(images) -> tuple[torch.Tensor, torch.Tensor]:
         return patches(prep(images.images), patch), images.labels
 
-    sets = {"validation": fixed(split["validation"]), "easy": fixed(split["test"])}
+    sets = {"validation": fixed(split["validation"]), "test": fixed(split["test"])}
     options = dict(patch_dim=3 * patch * patch, outputs=len(split["train"].classes), readout="pooled",
                    structure=structure)
     return Task("cifar10", "top-1", options,
                 lambda seed, batch: PatchStream(AugmentedBatches(split["train"], batch, seed, AUGMENTATIONS["cifar10"],
                                                                  prep), patch), sets, accuracy,
-                {"validation": "validation images", "easy": "test images"})
+                {"validation": "validation images", "test": "test images"})
 
 
 # -- matching -------------------------------------------------------------------------------------------------------
@@ -294,8 +293,8 @@ def knob_label(knob: dict) -> str:
 
 def sweep(model: AdaptiveFamily, task: Task, knobs: list[dict], latency_batch: int, repeats: int) -> list[dict]:
     """One row per (knob setting, split): the task metric, FLOPs spent per example (counted over the whole split),
-    median latency of one `latency_batch`-example forward, and what the family spent (ACT steps, tape tokens, FPSA
-    refinement steps and the share of solves at the cap)."""
+    median latency of one `latency_batch`-example forward, and what the family spent (ACT steps per position, tape
+    tokens read, FPSA's median refinement steps and the share of its solves stopped at the cap unconverged)."""
     rows, device = [], next(model.parameters()).device
     with torch.no_grad():
         for knob in knobs:
@@ -305,13 +304,12 @@ def sweep(model: AdaptiveFamily, task: Task, knobs: list[dict], latency_batch: i
                 flops = count_flops(lambda: out.update(zip(("logits", "aux"), model(inputs, **knob))))
                 row = {"knob": knob_label(knob), **knob, "split": split, "score": task.score(out["logits"], targets),
                        "flops": flops / len(inputs)}
-                for key in ("steps", "tape"):
+                for key, column in (("steps", "ACT steps"), ("tape", "tape tokens")):
                     if key in out["aux"]:
-                        row[key] = out["aux"][key].float().mean().item()
-                if model.config.family == "fpsa":
-                    iterations = fixed_point_aux(model)["iterations"].float()
-                    row["fpsa steps"] = iterations.median().item()
-                    row["at cap"] = (iterations >= knob["max_iterations"]).float().mean().item()
+                        row[column] = out["aux"][key].float().mean().item()
+                spent = solver_spend(model)
+                if spent:  # refinement steps are the evaluations after the first (vanilla) one, as in notebook 10
+                    row["fpsa steps"], row["at cap"] = spent["median evaluations"] - 1, spent["at cap"]
                 small = inputs[:latency_batch]
                 row["latency ms"] = 1e3 * time_forward(lambda: model(small, **knob), device, repeats).median
                 rows.append(row)
@@ -403,9 +401,9 @@ def at(sweeps: pd.DataFrame, task: str, family: str, knob: dict, split: str) -> 
     return rows.set_index("seed").sort_index()
 
 
-def learned(sweeps: pd.DataFrame, task: str, family: str, sizes: Sizes) -> float:
-    """The gate quantity: easy-split score at the trained setting, mean over seeds."""
-    return float(at(sweeps, task, family, trained_knob(family, sizes), "easy").score.mean())
+def learned(sweeps: pd.DataFrame, task: str, family: str, sizes: Sizes, split: str = "easy") -> float:
+    """The gate quantity: the score on `split` (the training difficulty) at the trained setting, mean over seeds."""
+    return float(at(sweeps, task, family, trained_knob(family, sizes), split).score.mean())
 
 
 def iteration_gain(sweeps: pd.DataFrame, task: str, sizes: Sizes) -> dict[str, pd.Series]:
@@ -421,7 +419,7 @@ def iteration_gain(sweeps: pd.DataFrame, task: str, sizes: Sizes) -> dict[str, p
 def tape_gain(sweeps: pd.DataFrame, task: str, sizes: Sizes) -> pd.Series:
     """The part of A2.frontier_<task>, per seed: tape tokens read on the hard split minus the easy split."""
     knob = trained_knob("adatape", sizes)
-    return at(sweeps, task, "adatape", knob, "hard").tape - at(sweeps, task, "adatape", knob, "easy").tape
+    return at(sweeps, task, "adatape", knob, "hard")["tape tokens"] - at(sweeps, task, "adatape", knob, "easy")["tape tokens"]
 
 
 def fpsa_steps(sweeps: pd.DataFrame, tasks: list[str], sizes: Sizes) -> tuple[pd.Series, float]:

@@ -127,7 +127,7 @@ class AdaptiveFamily(nn.Module):
         self.head = nn.Sequential(nn.LayerNorm(c.width), nn.Linear(c.width, c.outputs))
 
     def embed(self, inputs: torch.Tensor) -> torch.Tensor:
-        e = self.input(inputs if self.config.vocab else inputs.float())
+        e = self.input(inputs if self.config.vocab else inputs.to(self.input.weight.dtype))
         if not self.config.structure:
             return e
         if e.shape[1] != self.structure_labels.shape[1]:
