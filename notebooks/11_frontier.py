@@ -172,7 +172,7 @@ study.figure(frontier.curves_figure(frames["curves"], METRICS), "learning_curves
 # %%
 sweeps = frames["sweeps"]
 points = frontier.mean_points(sweeps)
-study.table("points", points.round(5))
+study.table("points", points.set_index(["task", "split", "family", "knob"]).round(5))
 study.figure(frontier.frontier_figure(points.assign(mflops=points.flops / 1e6), "mflops", "test-time MFLOPs per example",
                                       METRICS), "frontier_flops")
 study.figure(frontier.frontier_figure(points, "latency_ms", f"latency of a {S.latency_batch}-example batch (ms)", METRICS),
@@ -185,7 +185,7 @@ study.figure(frontier.frontier_figure(points, "latency_ms", f"latency of a {S.la
 # keeps improving with compute; a negative one overthinks.
 
 # %%
-members = study.table("frontier_members", frontier.frontier_members(points, S.levels).round(4))
+members = study.table("frontier_members", frontier.frontier_members(points, S.levels).set_index(["task", "split"]).round(4))
 display(members)
 study.table("slopes", frontier.slope_table(sweeps))
 
@@ -193,7 +193,7 @@ study.table("slopes", frontier.slope_table(sweeps))
 learned = {task.name: [family for family in frontier.FAMILIES
                        if frontier.learned(sweeps, task.name, family, SIZES, task.splits[0]) >= FRONTIER_LEARNED[task.name]]
            for task in tasks}
-display(Markdown(frontier.reading(members, learned)))
+display(Markdown(frontier.reading(members.reset_index(), learned)))
 
 # %% [markdown]
 # ## Claims
@@ -217,7 +217,7 @@ for task in FRONTIER_HARD_TASKS:
     study.claim(frontier_id("A2", task), parts={"more_tape_when_harder": tape}, gates={"adatape_learned": adatape},
                 pipeline=PIPELINE, deviations=DEVIATIONS, evidence=f"{scale}: AdaTape easy {METRICS[task]} "
                 f"{adatape:.3f}; tape tokens hard - easy {tape.mean():+.2f}")
-steps, at_cap = frontier.fpsa_steps(sweeps, [task.name for task in tasks], SIZES)
+steps, at_cap = frontier.fpsa_steps(sweeps, {task.name: task.splits[0] for task in tasks}, SIZES)
 study.claim("S6.frontier", parts={"median_at_least_3": steps, "median_at_most_6": steps},
             gates={"fpsa_converges": at_cap}, pipeline=PIPELINE, deviations=DEVIATIONS,
             evidence=f"{scale}: medians per (task, seed) {', '.join(f'{s:g}' for s in steps)}; {at_cap:.1%} of solves at the cap")

@@ -386,7 +386,8 @@ def _frontier_preregistrations() -> tuple["Preregistration", ...]:
             parts=(_gain("more_tape_when_harder", f"mean tape tokens AdaTape reads per {task} example on the hard split "
                          "minus on the easy split, whole tape allowed, per seed", 0.0, "tape tokens"),),
             gates=(_frontier_learned("adatape", task),)))
-    steps = "median refinement steps per (layer, example) of the trained FPSA transformer on each task's easy split, "
+    steps = ("median refinement steps per (layer, example) of the trained FPSA transformer on each task's split at "
+             "the training difficulty (easy; CIFAR-10's test split), ")
     rules.append(Preregistration(
         "S6.frontier",
         parts=(Part("median_at_least_3", steps + "Anderson m = 5, tolerance 1e-3, cap 32, per (task, seed)",

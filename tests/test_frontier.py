@@ -299,10 +299,16 @@ def test_learned_is_the_mean_easy_score_at_the_trained_setting():
 
 
 def test_fpsa_steps_per_task_and_seed_and_the_share_at_the_cap():
-    steps, at_cap = fpsa_steps(hand_sweeps(), ["parity", "sudoku"], SIZES)
+    steps, at_cap = fpsa_steps(hand_sweeps(), {"parity": "easy", "sudoku": "easy"}, SIZES)
     assert sorted(steps.tolist()) == [2.0, 3.0, 4.0, 5.0, 6.0, 7.0]
     assert list(steps.to_numpy()) == [3.0, 4.0, 5.0, 6.0, 2.0, 7.0]   # per task, seeds in order
     assert at_cap == pytest.approx(0.25)
+
+
+def test_fpsa_steps_refuses_a_task_without_rows_for_its_split():
+    """A task whose split has no FPSA rows (CIFAR-10 has "test", not "easy") is an error, never silently left out."""
+    with pytest.raises(ValueError, match="no FPSA rows for parity, split 'test'"):
+        fpsa_steps(hand_sweeps(), {"parity": "test", "sudoku": "easy"}, SIZES)
 
 
 def test_sweep_reports_fpsa_refinement_steps_as_evaluations_minus_one(parity):

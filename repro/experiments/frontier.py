@@ -422,11 +422,18 @@ def tape_gain(sweeps: pd.DataFrame, task: str, sizes: Sizes) -> pd.Series:
     return at(sweeps, task, "adatape", knob, "hard")["tape tokens"] - at(sweeps, task, "adatape", knob, "easy")["tape tokens"]
 
 
-def fpsa_steps(sweeps: pd.DataFrame, tasks: list[str], sizes: Sizes) -> tuple[pd.Series, float]:
-    """S6.frontier: the median refinement steps per (task, seed) at the pre-registered solver on the easy split, and
-    the share of solves at the cap (mean over tasks and seeds)."""
-    rows = pd.concat([at(sweeps, task, "fpsa", trained_knob("fpsa", sizes), "easy").assign(task=task)
-                      for task in tasks])
+def fpsa_steps(sweeps: pd.DataFrame, splits: dict[str, str], sizes: Sizes) -> tuple[pd.Series, float]:
+    """S6.frontier: the median refinement steps per (task, seed) at the pre-registered solver, each task scored on its
+    split of `splits` (the one at the training difficulty), and the share of solves at the cap (mean over tasks and
+    seeds). A task without FPSA rows for its split is an error, never a task left out."""
+    parts = []
+    for task, split in splits.items():
+        rows = at(sweeps, task, "fpsa", trained_knob("fpsa", sizes), split)
+        if rows.empty:
+            raise ValueError(f"no FPSA rows for {task}, split {split!r}; the sweeps have splits "
+                             f"{sorted(sweeps[sweeps.task == task].split.unique())}")
+        parts.append(rows.assign(task=task))
+    rows = pd.concat(parts)
     return rows["fpsa steps"], float(rows["at cap"].mean())
 
 
@@ -476,13 +483,17 @@ def curves_figure(curves: pd.DataFrame, metrics: dict[str, str]):
 
 
 def slope_table(sweeps: pd.DataFrame) -> pd.DataFrame:
-    """Score change per doubling of test-time FLOPs: mean and 95% interval over seeds, per (task, split, family)."""
-    per_seed = slopes(sweeps)
+    """Score change per doubling of test-time FLOPs: mean and 95% interval over seeds, per (task, split, family); the
+    transformer, with one setting, has none."""
+    per_seed, seeds = slopes(sweeps), sweeps.seed.nunique()
+
     def text(values: pd.Series) -> str:
+        """A seed whose knob settings all cost the same (ACT halting at once at every cap) has no slope: say so."""
+        fewer = f" ({len(values)} of {seeds} seeds)" if len(values) < seeds else ""
         if len(values) < 2:
-            return f"{values.mean():+.3f}"
+            return f"{values.mean():+.3f}{fewer}"
         low, high = interval(values.to_list())
-        return f"{values.mean():+.3f} [{low:+.3f}, {high:+.3f}]"
+        return f"{values.mean():+.3f} [{low:+.3f}, {high:+.3f}]{fewer}"
     return per_seed.groupby(["task", "split", "family"], sort=False).slope.apply(text).unstack("family")
 
 
