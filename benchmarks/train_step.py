@@ -14,7 +14,7 @@ A row of the markdown table:
   over the timed steps (each entry's own count, or `--steps`) after `--warmup` untimed ones, at the steps the run
   itself would take them;
 - data / forward / backward / optimizer: the shares of the step spent drawing and moving the batch, computing the
-  loss (and its finiteness check), in backward, and clipping plus the optimizer and schedule steps;
+  loss, in backward, and clipping plus the optimizer and schedule steps;
 - GFLOP/step and GFLOP/s: the matrix products of those same steps, forward and backward (`repro.cost.count_flops`),
   counted on a replay from the state the timed steps started from, so an adaptive model is charged for the
   iterations it ran; over the timed seconds;
@@ -24,9 +24,15 @@ A row of the markdown table:
 - ATen ops/step: the operators that reach a kernel per step, forward and backward (counted on the replay below
   autograd, so a composite op counts as its parts): at tens of microseconds each, the small models' time is set by
   how many ops they dispatch rather than by their FLOPs;
-- host reads/step: those of the ops that make the host wait for the device (`reads_the_device`: scalar reads such as
-  `.item()` or `bool()` of a tensor, boolean-mask indexing, `nonzero`), each a synchronisation on an accelerator; the
-  training loop's own are its loss read and its finiteness check, 2 a step.
+- host reads/step: those of the ops that make the host wait for the device (`repro.device_sync.reads_the_device`:
+  scalar reads such as `.item()` or `bool()` of a tensor, boolean-mask indexing, `nonzero`, `torch.equal`, and
+  copies to the host such as `.tolist()`), each a synchronisation on an accelerator, counted on the replay in the
+  CPU's form of the loops (the one timed); sync-free host reads/step: the same count on a replay of the same steps in
+  the form an accelerator runs (`repro.device_sync.forced_sync_free`). Neither counts the reads of building a batch
+  (`batch_at`), which works on CPU tensors that no device waits for. The training loop's own is its loss read, once
+  per `repro.train.LOSS_READ_EVERY` steps, evaluation and checkpoint (here: once over the timed steps). The looped
+  models' progressive loss reads its two draws of iteration counts each step (`int(torch.randint(...))`): counted,
+  though they come from the CPU's generator and no device waits for them either.
 
 The looped models' progressive loss draws its iteration counts per step, so their rows average over the draws of
 the timed steps: the same draws on every run of the benchmark (the training seed is the run's), different ones for
@@ -40,14 +46,14 @@ from dataclasses import dataclass, replace
 
 import torch
 from torch import nn
-from torch.utils._python_dispatch import TorchDispatchMode
 
 import repro.train
 from repro.cost import count_flops, time_forward
+from repro.device_sync import HostReadCounter, forced_sync_free
 from repro.intercept import execute_intercepted
 from repro.nn import count_parameters
 from repro.seeding import derive, rng, torch_seed
-from repro.train import adamw, learning_rate_factor, to_device
+from repro.train import LossWindow, adamw, learning_rate_factor, to_device
 
 CPU = torch.device("cpu")
 PROFILE = "cpu"
@@ -105,45 +111,17 @@ def matmul_ceiling(repeats: int = 10) -> float:
     return 2 * m * k * n / time_forward(lambda: torch.mm(a, b, out=out), CPU, repeats, warmup=2).median / 1e9
 
 
-HOST_READS = {torch.ops.aten._local_scalar_dense.default, torch.ops.aten.nonzero.default,
-              torch.ops.aten.masked_select.default}
-"""Operators that make the host wait for a value the device computed: a scalar read (`.item()`, `bool()`, `int()` of
-a tensor, an `if` on one) and the ops whose output size depends on the data."""
-
-
-def reads_the_device(func, args) -> bool:
-    """Whether `func(*args)` waits for the device: one of `HOST_READS`, or indexing with a boolean mask (its output
-    size is the mask's count)."""
-    if func in HOST_READS:
-        return True
-    return func is torch.ops.aten.index.Tensor and any(
-        index is not None and index.dtype in (torch.bool, torch.uint8) for index in args[1])
-
-
-class OpCounter(TorchDispatchMode):
-    """Counts the ATen operators dispatched (forward and backward) while it is active, and among them the host reads
-    (`reads_the_device`): on an accelerator each is a synchronisation that stalls the queue of kernels. A `.tolist()`
-    or `.numpy()` of a CPU tensor dispatches nothing and is not seen (on CUDA it is a copy to the host, which is)."""
-
-    def __init__(self):
-        super().__init__()
-        self.count = self.host_reads = 0
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        self.count += 1
-        self.host_reads += reads_the_device(func, args)
-        return func(*args, **(kwargs or {}))
-
-
 class Trainer:
     """The step of `repro.train.train` (on the CPU, where it runs without autocast), timed in its four phases, with
-    its whole state (weights, optimizer, schedule, random state) kept aside and put back for a replay."""
+    its whole state (weights, optimizer, schedule, random state) kept aside and put back for a replay. Like
+    `repro.train.train` it leaves each step's loss on the device (`repro.train.LossWindow`)."""
 
     def __init__(self, model: nn.Module, loss_fn, data, config: repro.train.TrainConfig):
         self.model, self.loss_fn, self.data, self.config = model, loss_fn, data, config
         self.optimizer = adamw(model, config, CPU)
         self.schedule = torch.optim.lr_scheduler.LambdaLR(self.optimizer,
                                                           lambda step: learning_rate_factor(step, config))
+        self.losses = LossWindow([], "benchmark")
 
     def step(self, step: int) -> list[float]:
         """Seconds of each of `PHASES`."""
@@ -151,8 +129,7 @@ class Trainer:
         batch = to_device(self.data.batch_at(step), CPU)
         drawn = time.perf_counter()
         loss = self.loss_fn(self.model, batch)
-        if not torch.isfinite(loss):
-            raise repro.train.NonFiniteLossError(f"loss became {loss.item()} at step {step} of the benchmark")
+        self.losses.add(step, self.schedule.get_last_lr()[0], loss)
         forward = time.perf_counter()
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -160,8 +137,13 @@ class Trainer:
         nn.utils.clip_grad_norm_(self.model.parameters(), self.config.clip_norm)
         self.optimizer.step()
         self.schedule.step()
-        loss.item()
         return [drawn - started, forward - drawn, backward - forward, time.perf_counter() - backward]
+
+    def steps(self, steps: range) -> list[list[float]]:
+        """`step` over `steps`, then one read of their losses, as `repro.train.train` reads them at an evaluation."""
+        seconds = [self.step(step) for step in steps]
+        self.losses.read()
+        return seconds
 
     def state(self) -> dict:
         return copy.deepcopy({"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
@@ -175,8 +157,9 @@ class Trainer:
 
 
 def measure(model: nn.Module, loss_fn, data, config, device: torch.device, steps: int, warmup: int) -> dict:
-    """Time `steps` training steps after `warmup` ones, then replay them from the same state to count their FLOPs
-    and ATen ops; the model is left in its initial state."""
+    """Time `steps` training steps after `warmup` ones, then replay them from the same state to count their FLOPs,
+    ATen ops and host reads, and once more in the sync-free form of the loops for its host reads; the model is left
+    in its initial state."""
     if device != CPU:
         raise ValueError(f"the cpu profile trains on the CPU, this run is on {device}")
     torch.set_num_threads(1)
@@ -185,18 +168,24 @@ def measure(model: nn.Module, loss_fn, data, config, device: torch.device, steps
     timed = range(warmup, warmup + steps)
     with torch_seed(derive("train", config.seed)):
         trainer = Trainer(model.train(), loss_fn, data, config)
-        for step in range(warmup):
-            trainer.step(step)
+        trainer.steps(range(warmup))
         before = trainer.state()
-        seconds = torch.tensor([trainer.step(step) for step in timed]).sum(dim=0)
+        seconds = torch.tensor(trainer.steps(timed)).sum(dim=0)
         trainer.restore(before)
-        with OpCounter() as ops:
-            flops = count_flops(lambda: [trainer.step(step) for step in timed])
+        with HostReadCounter() as ops:
+            flops = count_flops(lambda: trainer.steps(timed))
+        trainer.restore(before)
+        with forced_sync_free(), HostReadCounter() as sync_free_ops:
+            trainer.steps(timed)
+        with HostReadCounter() as batch_reads:  # the host's own, on the CPU tensors it builds batches from
+            for step in timed:
+                data.batch_at(step)
     model.load_state_dict(initial)
     return {"parameters": count_parameters(model), "ceiling": ceiling, "steps": steps,
             "seconds": seconds.sum().item(),
-            "phases": dict(zip(PHASES, (seconds / seconds.sum()).tolist())), "flops": flops, "ops": ops.count,
-            "host_reads": ops.host_reads}
+            "phases": dict(zip(PHASES, (seconds / seconds.sum()).tolist())), "flops": flops, "ops": ops.operators,
+            "host_reads": ops.reads - batch_reads.reads,
+            "sync_free_host_reads": sync_free_ops.reads - batch_reads.reads}
 
 
 class NotebookDone(Exception):
@@ -238,6 +227,7 @@ def row(name: str, entry: Entry, result: dict) -> dict[str, str]:
             "GFLOP/step": f"{result['flops'] / steps / 1e9:.3f}", "GFLOP/s": f"{rate:.1f}",
             "ceiling GFLOP/s": f"{result['ceiling']:.0f}", "% of ceiling": f"{100 * rate / result['ceiling']:.0f}",
             "ATen ops/step": f"{result['ops'] / steps:,.0f}", "host reads/step": f"{result['host_reads'] / steps:,.1f}",
+            "sync-free host reads/step": f"{result['sync_free_host_reads'] / steps:,.1f}",
             **{f"{phase} %": f"{100 * share:.0f}" for phase, share in result["phases"].items()}}
 
 

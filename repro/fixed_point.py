@@ -21,6 +21,8 @@ from typing import Callable, Sequence
 import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
+from repro.device_sync import evaluations_needed, sync_free
+
 Map = Callable[[torch.Tensor], torch.Tensor]
 InjectedMap = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 """(z, e) -> F(z; e): one iteration from state z with the input's embedding e."""
@@ -49,24 +51,32 @@ class FixedPointResult:
 
 
 class _Record:
-    """Keeps, per example, the state and step of first convergence while a solver runs on."""
+    """Keeps, per example, the state and step of first convergence while a solver runs on, and says when the solver
+    may stop: on the CPU at the first evaluation where every example has converged; where the host must not wait for
+    the device (`repro.device_sync`), only at its periodic checks, with the trace cut back to that same evaluation."""
 
     def __init__(self, z0: torch.Tensor, max_steps: int, tol: float):
-        self.tol = tol
+        self.tol, self.max_steps = tol, max_steps
         self.state = z0
         self.done = torch.zeros(z0.shape[0], dtype=torch.bool, device=z0.device)
         self.steps = torch.full((z0.shape[0],), max_steps, dtype=torch.long, device=z0.device)
         self.trace: list[torch.Tensor] = []
+        self.sync_free = sync_free(z0.device)
 
     def add(self, evaluation: int, fz: torch.Tensor, residual: torch.Tensor) -> bool:
-        """Record f(z) and its residual for the examples still open; True once all have converged."""
+        """Record f(z) and its residual for the examples still open; True once the solver may stop."""
         open_ = ~self.done
         self.state = torch.where(open_.view(-1, *[1] * (fz.dim() - 1)), fz, self.state)
         self.trace.append(residual if not self.trace else torch.where(open_, residual, self.trace[-1]))
         newly = open_ & (residual < self.tol)
-        self.steps[newly] = evaluation
+        self.steps = torch.where(newly, evaluation, self.steps)
         self.done |= newly
-        return bool(self.done.all())
+        if not self.sync_free:
+            return bool(self.done.all())
+        needed = evaluations_needed(self.steps, evaluation, self.max_steps, self.tol)
+        if needed is not None:
+            self.trace = self.trace[:needed]
+        return needed is not None
 
     def result(self) -> FixedPointResult:
         return FixedPointResult(self.state, torch.stack(self.trace), self.steps, self.done.clone())
@@ -102,7 +112,8 @@ def anderson_coefficients(g: torch.Tensor, regularization: float = 1e-4) -> torc
     system[:, 1:, 1:] = gram + regularization * scale * torch.eye(k, dtype=g.dtype, device=g.device)
     rhs = g.new_zeros(batch, k + 1, 1)
     rhs[:, 0] = 1
-    return torch.linalg.solve(system, rhs)[:, 1:].transpose(1, 2)
+    # solve_ex: `solve` would wait for the device to check for a singular system, which the Tikhonov term rules out.
+    return torch.linalg.solve_ex(system, rhs)[0][:, 1:].transpose(1, 2)
 
 
 def anderson_mix(xs: torch.Tensor, fs: torch.Tensor, regularization: float = 1e-4, mixing: float = 1.0) -> torch.Tensor:

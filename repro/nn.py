@@ -1,5 +1,6 @@
 """Shared transformer blocks: attention (`scaled_dot_product_attention`, or a plain softmax attention where that is
-faster), a relative position bias and its grid analogue (a shared-label bias), MLPs, the pre-LN encoder block."""
+faster), a relative position bias and its grid analogues (a shared-label bias, a structure embedding), MLPs, the pre-LN
+encoder block."""
 
 import torch
 import torch.nn.functional as F
@@ -97,6 +98,33 @@ class SharedLabelBias(nn.Module):
         if tokens != self.shared.shape[1]:
             raise ValueError(f"the structure labels {self.shared.shape[1]} positions; got {tokens} tokens")
         return torch.einsum("hk,kij->hij", self.weight, self.shared)
+
+
+class StructureEmbedding(nn.Module):
+    """sum_k S_k(label_k(i)) for every position i: a learned vector per label of each grouping, added to the input
+    embedding of an input of a fixed structure (sudoku: the cell's row, column and box), so every token carries where
+    it sits as well as what it is.
+
+    `structure` gives every position one label per grouping (as `SharedLabelBias`). All groupings share one table,
+    drawn from N(0, 1) as `nn.Embedding`'s is; grouping k's labels are offset past those of the groupings before it,
+    so row 0 and column 0 get rows of their own.
+    """
+
+    def __init__(self, width: int, structure: tuple[tuple[int, ...], ...]):
+        super().__init__()
+        if not structure:
+            raise ValueError("StructureEmbedding needs at least one grouping of the positions")
+        sizes = torch.tensor([max(labels) + 1 for labels in structure])
+        offsets = torch.cumsum(sizes, 0) - sizes
+        self.register_buffer("labels", torch.tensor(structure) + offsets[:, None], persistent=False)
+        self.weight = nn.Parameter(nn.init.normal_(torch.empty(int(sizes.sum()), width)))
+
+    def forward(self, positions: int) -> torch.Tensor:
+        """(positions, width) embeddings, to add to the input embedding."""
+        labelled = self.labels.shape[1]
+        if positions != labelled:
+            raise ValueError(f"this model's structure labels {labelled} positions; got inputs of {positions}")
+        return F.embedding(self.labels, self.weight).sum(dim=0)
 
 
 PLAIN_ATTENTION_MAX_TOKENS = {"bias": 128, "key mask": 0}

@@ -11,7 +11,8 @@
 settings are sized for an accelerator, and a CPU would run them for days without a word.
 
 The intra-op thread count is part of the profile (results change with it: reductions split differently), fixed by
-`threads_for` and recorded in every result's provenance.
+`threads_for` and recorded in every result's provenance. So is the precision of float32 matrix products on CUDA
+(`tf32_for`): TF32 under the accelerator profiles, the defaults under `smoke` and `cpu`.
 """
 
 import os
@@ -46,6 +47,15 @@ def threads_for(profile: str) -> int:
     if profile not in ACCELERATOR_PROFILES:
         return 1
     return max(1, (os.cpu_count() or 1) // int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+
+
+def tf32_for(profile: str) -> bool:
+    """Whether CUDA computes the float32 matrix products of `profile` in TF32 (inputs rounded to 10 mantissa bits,
+    float32 accumulation), where bf16 autocast is off (`amp=False`) or leaves a product in float32. The accelerator
+    profiles do: by its specification an H100 multiplies in TF32 several times faster than in float32, and their
+    numbers are compared with the papers', not bit for bit with the CPU's (cuDNN's convolutions use TF32 by torch's
+    default already). `smoke` and `cpu` keep torch's defaults; they run on the CPU, which this never touches."""
+    return profile in ACCELERATOR_PROFILES
 
 
 def device_for(profile: str) -> torch.device:

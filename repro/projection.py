@@ -13,7 +13,7 @@ nothing, and neither does one whose crossing lies beyond `MAX_FACTOR` times the 
 """
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
 MIN_POINTS = 3
@@ -70,8 +70,9 @@ class Projection:
         if self.mean_of is not None:
             which, labels = f"as the mean of {self.mean_of} seeds", ["mean"]
         else:
-            which = "on every seed" if self.seeds_needed == len(self.seeds) else \
-                f"on {self.seeds_needed} of {len(self.seeds)} seeds"
+            which = (f"on the curve of seed {self.seeds[0].seed}" if len(self.seeds) == 1 else
+                     "on every seed" if self.seeds_needed == len(self.seeds) else
+                     f"on {self.seeds_needed} of {len(self.seeds)} seeds")
             labels = [f"seed {s.seed}" for s in self.seeds]
         what = f"{self.metric} {direction} {self.threshold:g} {which}"
         per_seed = "; ".join(f"{label}: {s.steps if s.steps is not None else 'none'} ({s.reason})"
@@ -135,6 +136,15 @@ def project(metric: str, curves: dict[int, tuple[Sequence[int], Sequence[float]]
         raise ValueError(f"the seeds' curves of {metric} end at different steps {sorted(measured)}: a projection "
                          "compares runs of one budget")
     return Projection(metric, threshold, at_least, seeds, measured.pop(), seconds_per_step, seeds_needed)
+
+
+def project_histories(metric: str, histories: Mapping[int, Sequence[Mapping]], column: str, threshold: float,
+                      at_least: bool, seconds_per_step: float) -> Projection:
+    """`project` of training histories (seed -> the rows `repro.train.train` records at each evaluation, with "step"
+    and `column`): what a gate on `column` would need where the runs fail it, at the runs' measured seconds per
+    step."""
+    return project(metric, {seed: ([row["step"] for row in rows], [row[column] for row in rows])
+                            for seed, rows in histories.items()}, threshold, at_least, seconds_per_step)
 
 
 def project_mean(metric: str, curves: dict[int, tuple[Sequence[int], Sequence[float]]], threshold: float,

@@ -26,7 +26,7 @@ import torch
 from IPython.display import Markdown, display
 
 from repro import ROOT
-from repro.profiles import PROFILES, device_for, resolve, threads_for
+from repro.profiles import PROFILES, device_for, resolve, tf32_for, threads_for
 from repro.results import Run
 from repro.verdicts import summary
 
@@ -161,6 +161,8 @@ class Study:
         warnings.formatwarning = format_warning
         self.device = device_for(self.profile)
         torch.set_num_threads(threads_for(self.profile))
+        if tf32_for(self.profile):  # CUDA's matmuls alone (set_float32_matmul_precision would change oneDNN's too)
+            torch.backends.cuda.matmul.allow_tf32 = True
         self.stem = stem
         self.checkpoint_dir = ROOT / checkpoint_dir if checkpoint_dir else None  # like the results, from the root
         # Seeds a setting adds for some claims only (e.g. 07's `tape_seeds`) are recorded beside the main ones.

@@ -5,6 +5,10 @@ progress bar, periodic evaluation, checkpoints that resume to the same result, a
 when the loss stops being finite. Data come from a stream whose `batch_at(step)` is a pure
 function of the step, so a resumed run sees exactly the batches it would have seen.
 
+No step waits for the device: the losses stay there and are read in one go at evaluations, checkpoints and every
+`LOSS_READ_EVERY` steps (`LossWindow`), and on CUDA the next batch is built in pinned memory by a background thread
+while the device runs this step (`device_batches`).
+
 Launched by torchrun on several processes, it trains data-parallel (`repro.distributed`): every rank draws the global
 batch of the step and trains on its own share, and only rank 0 evaluates, shows progress and checkpoints. A checkpoint
 holds the unwrapped model's state, so a run resumes at any process count.
@@ -20,9 +24,10 @@ import math
 import time
 import types
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, fields, is_dataclass
 from pathlib import Path, PurePath
-from typing import Callable, Protocol
+from typing import Callable, Iterator, Protocol
 
 import numpy as np
 import torch
@@ -106,7 +111,66 @@ def steps_to_criterion(history: list[dict], metric: str, threshold: float) -> in
 
 
 def to_device(batch, device: torch.device):
+    """The batch on `device`; a copy from pinned host memory (`device_batches`) does not block the host."""
     return tuple(t.to(device, non_blocking=True) for t in batch)
+
+
+def device_batches(data: BatchStream, start: int, stop: int, device: torch.device,
+                   prepare: Callable | None = None) -> Iterator[tuple]:
+    """`data.batch_at(step)`, through `prepare` where given, on `device` for the steps start .. stop - 1.
+
+    On CUDA one background thread builds the next step's batch in pinned host memory while the device runs this one,
+    and the copy to the device does not block the host; elsewhere each batch is built in turn (on the CPU a second
+    thread would take the core from the training). `batch_at` is a pure function of the step, so prefetching changes
+    when a batch is built, never what it holds: results and resumption are those of building it in turn."""
+    build = data.batch_at if prepare is None else lambda step: prepare(data.batch_at(step))
+    if device.type != "cuda":
+        for step in range(start, stop):
+            yield to_device(build(step), device)
+        return
+    pinned = lambda step: tuple(t.pin_memory() if t.device.type == "cpu" else t for t in build(step))
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="batch-prefetch") as pool:
+        following = pool.submit(pinned, start) if start < stop else None
+        for step in range(start, stop):
+            batch = following.result()
+            if step + 1 < stop:
+                following = pool.submit(pinned, step + 1)
+            yield to_device(batch, device)
+
+
+LOSS_READ_EVERY = 50
+"""Steps between two reads of the training loss at most, where evaluations and checkpoints come rarer: each read
+waits for the device, and a loss that stopped being finite is caught at the next read, this many steps late at
+worst."""
+
+
+class LossWindow:
+    """The training losses since the last evaluation row. A step leaves its loss on the device (`add`); `read` turns
+    those pending into floats all at once, at evaluations, checkpoints, every `LOSS_READ_EVERY` steps and the end, so
+    no step waits for the device. The floats are exactly those `.item()` gave step by step, and a loss that is not
+    finite raises `NonFiniteLossError` naming its step, as a check at every step would have."""
+
+    def __init__(self, values: list[float], description: str):
+        self.values, self.description = list(values), description
+        self.pending: list[tuple[int, float, torch.Tensor]] = []  # (step, learning rate, loss)
+
+    def add(self, step: int, learning_rate: float, loss: torch.Tensor) -> None:
+        self.pending.append((step, learning_rate, loss.detach().reshape(())))
+
+    def read(self) -> list[float]:
+        """The losses of the window as floats, pending ones included."""
+        if not self.pending:
+            return self.values
+        losses = torch.stack([loss for _, _, loss in self.pending]).tolist()
+        pending, self.pending = self.pending, []
+        for (step, learning_rate, _), value in zip(pending, losses):
+            if not math.isfinite(value):
+                last = f"{self.values[-1]:.4g}" if self.values else "none yet"
+                raise NonFiniteLossError(
+                    f"{self.description}: loss became {value} at step {step} (last finite loss {last}, learning rate "
+                    f"{learning_rate:.3g}); lower the learning rate or clip harder")
+            self.values.append(value)
+        return self.values
 
 
 def train(model: nn.Module, loss_fn: Callable, data: BatchStream, config: TrainConfig,
@@ -136,39 +200,45 @@ def train(model: nn.Module, loss_fn: Callable, data: BatchStream, config: TrainC
                 state = distributed.from_main(state)
             if state is not None:
                 step, history, window = restore(state, model, optimizer, schedule, device)
+        losses = LossWindow(window, description)
         step_loss = distributed.data_parallel(model, loss_fn, device) if parallel else functools.partial(loss_fn, model)
         progress = tqdm(total=config.steps, initial=step, desc=description, disable=not (config.progress and main),
                         leave=False, mininterval=10.0)
-        while step < config.steps:
-            batch = data.batch_at(step)
-            batch = to_device(distributed.shard(batch) if parallel else batch, device)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.amp and device.type == "cuda"):
-                loss = step_loss(batch)
-            # The global batch's loss, the mean of the ranks' equal shares: every rank sees the same value, so a
-            # non-finite one stops them all together.
-            global_loss = distributed.mean(loss) if parallel else loss
-            if not torch.isfinite(global_loss):
-                last = f"{window[-1]:.4g}" if window else "none yet"
-                raise NonFiniteLossError(
-                    f"{description}: loss became {global_loss.item()} at step {step} (last finite loss {last}, "
-                    f"learning rate {schedule.get_last_lr()[0]:.3g}); lower the learning rate or clip harder")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            nn.utils.clip_grad_norm_(model.parameters(), config.clip_norm)
-            optimizer.step()
-            schedule.step()
-            step += 1
-            window.append(global_loss.item())
-            progress.update()
-            if step == config.steps or (config.eval_every and step % config.eval_every == 0):
-                history.append(shared_evaluation(model, evaluate, step, optimizer, window, device) if parallel
-                               else evaluation_row(model, evaluate, step, optimizer, window))
-                progress.set_postfix(history[-1], refresh=False)
-                window = []
-            if main and checkpoint is not None and (step == config.steps or
-                                                    (config.checkpoint_every and step % config.checkpoint_every == 0)):
-                save_checkpoint(Path(checkpoint), fingerprint, step, history, window, model, optimizer, schedule,
-                                device)
+        batches = device_batches(data, step, config.steps, device, distributed.shard if parallel else None)
+        try:
+            for batch in batches:
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.amp and device.type == "cuda"):
+                    loss = step_loss(batch)
+                # The global batch's loss, the mean of the ranks' equal shares: every rank reads the same values at
+                # the same steps, so a non-finite one stops them all together.
+                losses.add(step, schedule.get_last_lr()[0], distributed.mean(loss) if parallel else loss)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                nn.utils.clip_grad_norm_(model.parameters(), config.clip_norm)
+                optimizer.step()
+                schedule.step()
+                step += 1
+                progress.update()
+                checkpoint_due = checkpoint is not None and (
+                    step == config.steps or (config.checkpoint_every and step % config.checkpoint_every == 0))
+                # On every rank, rank 0's checkpoints included: a rank that raised alone would leave the others
+                # waiting at the next collective.
+                if step % LOSS_READ_EVERY == 0 or checkpoint_due:
+                    losses.read()
+                if step == config.steps or (config.eval_every and step % config.eval_every == 0):
+                    history.append(shared_evaluation(model, evaluate, step, optimizer, losses.read(), device)
+                                   if parallel else evaluation_row(model, evaluate, step, optimizer, losses.read()))
+                    progress.set_postfix(history[-1], refresh=False)
+                    losses = LossWindow([], description)
+                if main and checkpoint_due:
+                    save_checkpoint(Path(checkpoint), fingerprint, step, history, losses.read(), model, optimizer,
+                                    schedule, device)
+        except Exception:
+            # A step after a non-finite loss may fail on its garbage before the next read: the loss is the cause.
+            losses.read()
+            raise
+        finally:
+            batches.close()
         progress.close()
     model.eval()
     return TrainResult(history, time.time() - started)

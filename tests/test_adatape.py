@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from repro.models.adatape import (AdaptiveTapeReader, AdaTapeEncoder, AdaTapeEncoderConfig, AdaTapeParity,
-                                  AdaTapeParityConfig, TapeEncoderBlock)
+                                  AdaTapeParityConfig, TapeEncoderBlock, TapeReading, run_by_tape_length)
 from repro.seeding import torch_seed
 
 
@@ -66,6 +66,47 @@ def test_padded_tape_slots_are_excluded_from_attention_keys():
     perturbed = block_input.clone()
     perturbed[~key_mask] += 100 * torch.randn_like(perturbed[~key_mask])
     assert torch.allclose(block(block_input, key_mask)[key_mask], block(perturbed, key_mask)[key_mask], atol=1e-5)
+
+
+def reading_of(lengths: list[int], slots: int = 4, width: int = 2) -> TapeReading:
+    """A reading whose examples read `lengths` tokens; only the lengths matter to `run_by_tape_length`."""
+    length = torch.tensor(lengths)
+    mask = torch.arange(slots)[None] < length[:, None]
+    return TapeReading(torch.randn(len(lengths), slots, width) * mask[..., None], mask, length,
+                       torch.zeros(len(lengths)), torch.zeros(len(lengths), 8))
+
+
+def test_run_by_tape_length_runs_each_length_once_on_its_examples_and_zero_fills_the_unread_slots():
+    reading = reading_of([2, 1, 2, 4, 1])
+    calls = []
+
+    def run(rows, length):
+        calls.append((rows.tolist(), length))
+        return reading.tokens[rows, :length] * 10
+
+    gathered = run_by_tape_length(reading, run, padded_to=4)
+    assert calls == [([1, 4], 1), ([0, 2], 2), ([3], 4)]
+    assert torch.equal(gathered, reading.tokens * 10), "each example's own tape in its row, zeros past it"
+    # Without padded_to every group's result has one shape (a readout per example); the rows keep their order.
+    pooled = run_by_tape_length(reading, lambda rows, length: torch.full((len(rows), 3), float(length)))
+    assert torch.equal(pooled, reading.length[:, None].float().expand(-1, 3))
+
+
+def test_the_cropped_encoder_equals_the_padded_one_and_each_example_run_alone():
+    config = AdaTapeEncoderConfig(width=16, heads=2, layers=3, mlp_hidden=32, max_tape=10, budget=2.0, insert_after=1)
+    with torch_seed(0):
+        encoder = AdaTapeEncoder(config).eval()
+        # Banks from flat to sharp, so the examples read different numbers of tokens.
+        x, bank = torch.randn(8, 3, 16), torch.randn(8, 12, 16) * torch.linspace(0.1, 30, 8)[:, None, None]
+    cropped, mask, reading = encoder(x, bank, crop=True)
+    assert len(reading.length.unique()) > 2, "the test needs several tape lengths"
+    padded, padded_mask, _ = encoder(x, bank)
+    assert torch.equal(mask, padded_mask)
+    assert torch.allclose(cropped[mask], padded[mask], atol=1e-5) and (cropped[~mask] == 0).all()
+    for example in range(len(x)):
+        alone, alone_mask, _ = encoder(x[example:example + 1], bank[example:example + 1], crop=True)
+        assert torch.equal(alone_mask[0], mask[example])
+        assert torch.allclose(alone[0], cropped[example], atol=1e-5)
 
 
 def test_gradients_reach_the_bank_through_the_merge_weights():

@@ -222,7 +222,7 @@ def test_structure_embedding_adds_one_learned_vector_per_label_of_each_grouping(
 def test_a_sudoku_model_sees_row_column_and_box_of_its_81_cells():
     structure = (CELL_ROW.tolist(), CELL_COLUMN.tolist(), CELL_BOX.tolist())
     model = looped(vocab=10, outputs=9, structure=structure, max_offset=0, structure_bias=True, recall="internal")
-    assert model.structure_embedding.num_embeddings == 27
+    assert model.structure_embedding.weight.shape == (27, model.config.width)
     bias = model.blocks[0].attention.position_bias(81)
     weight = model.blocks[0].attention.position_bias.weight
     # Cell 0 and cell 1 share row and box; cell 0 and cell 9 column and box; cell 0 and cell 80 nothing.

@@ -3,7 +3,7 @@ import torch
 
 from repro import nn as nn_module
 from repro.nn import (PLAIN_ATTENTION_MAX_TOKENS, EncoderBlock, RelativePositionBias, SelfAttention, SharedLabelBias,
-                      attention, masked_mean, plain_attention, sdpa_attention)
+                      StructureEmbedding, attention, masked_mean, plain_attention, sdpa_attention)
 from repro.seeding import torch_seed
 
 
@@ -80,6 +80,36 @@ def test_shared_label_bias_adds_a_learned_score_for_each_grouping_two_positions_
         bias(5)
     with pytest.raises(ValueError, match="either max_offset"):
         SelfAttention(8, heads=2, max_offset=2, position_bias=bias)
+
+
+def test_structure_embedding_sums_one_row_per_grouping_with_each_grouping_in_rows_of_its_own():
+    # A 2x3 grid: grouping 0 is the row (labels 0, 1), grouping 1 the column (labels 0, 1, 2).
+    rows, columns = (0, 0, 0, 1, 1, 1), (0, 1, 2, 0, 1, 2)
+    embedding = StructureEmbedding(width=4, structure=(rows, columns))
+    assert embedding.weight.shape == (5, 4)
+    with torch.no_grad():
+        embedding.weight.copy_(torch.arange(5.0)[:, None] * torch.tensor([1.0, 10.0, 100.0, 1000.0]))
+    out = embedding(6)
+    assert out.shape == (6, 4)
+    # Column c's labels sit past the rows' two: position (row r, column c) gets table rows r and 2 + c.
+    assert torch.equal(out[:, 0], torch.tensor([r + 2 + c for r, c in zip(rows, columns)], dtype=torch.float))
+    # Positions 0 and 3 differ in their row alone: their sums differ by exactly the two rows' vectors.
+    assert not torch.equal(out[0], out[3]) and torch.equal(out[3] - out[0], embedding.weight[1] - embedding.weight[0])
+    out.sum().backward()
+    assert torch.equal(embedding.weight.grad[:, 0], torch.tensor([3.0, 3.0, 2.0, 2.0, 2.0]))
+    assert embedding.state_dict().keys() == {"weight"}, "the labels are rebuilt from the structure, not saved"
+    with pytest.raises(ValueError, match="this model's structure labels 6 positions; got inputs of 5"):
+        embedding(5)
+    with pytest.raises(ValueError, match="at least one grouping"):
+        StructureEmbedding(width=4, structure=())
+
+
+def test_structure_embedding_draws_its_table_as_an_embedding_of_its_size_does():
+    with torch_seed(3):
+        embedding = StructureEmbedding(width=8, structure=((0, 1, 2), (1, 0, 0)))
+    with torch_seed(3):
+        reference = torch.nn.Embedding(5, 8)
+    assert torch.equal(embedding.weight, reference.weight)
 
 
 def test_relative_position_bias_clips_by_default_and_falls_linearly_when_asked():

@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from repro.projection import MAX_FACTOR, project, project_mean, project_seed
+from repro.projection import MAX_FACTOR, project, project_histories, project_mean, project_seed
 
 STEPS = [100, 200, 300, 400, 500, 600, 700, 800]
 
@@ -127,3 +127,13 @@ def test_a_gate_on_the_mean_over_seeds_projects_the_mean_curve():
         project_mean("top-1", {0: (STEPS, centre), 1: (STEPS[:-1], centre[:-1])}, 0.85, True, 0.5)
     with pytest.raises(ValueError, match="at least one seed"):
         project_mean("top-1", {}, 0.85, True, 0.5)
+
+
+def test_training_histories_project_as_their_curves_and_one_seed_is_named_not_called_every_seed():
+    histories = {seed: [{"step": step, "lr": 0.0, "validation F1": value} for step, value in
+                        zip(STEPS, log_linear(intercept, 0.08))] for seed, intercept in ((0, 0.1), (1, 0.2))}
+    from_histories = project_histories("F1", histories, "validation F1", 0.85, True, seconds_per_step=0.06)
+    assert from_histories == project("F1", {0: (STEPS, log_linear(0.1, 0.08)), 1: (STEPS, log_linear(0.2, 0.08))},
+                                     0.85, True, seconds_per_step=0.06)
+    one = project_histories("F1", {4: histories[0]}, "validation F1", 0.85, True, seconds_per_step=0.06)
+    assert one.describe().startswith("F1 >= 0.85 on the curve of seed 4 projects to about")

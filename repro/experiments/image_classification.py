@@ -30,7 +30,7 @@ import pandas as pd
 import torch
 
 from repro import plots
-from repro.claims import Gate, preregistration
+from repro.claims import Gate, gate_of
 from repro.cost import count_flops, time_forward
 from repro.data.images import (AUGMENTATIONS, CIFAR10_RESPLIT, AugmentedBatches, ImageSet, Preprocessing, cifar10,
                                evaluation_batches, fashion_mnist, stratified_split)
@@ -166,7 +166,7 @@ BUILDERS: dict[str, Callable[[ViTConfig, int], torch.nn.Module]] = {
 
 def vit_competent_gate(claim: str) -> Gate:
     """The gate `vit_competent` as the claim `claim` (S3 or A2) pre-registers it."""
-    return next(gate for gate in preregistration(claim).gates if gate.key == "vit_competent")
+    return gate_of(claim, "vit_competent")
 
 
 def vit_competent_budget(curves: pd.DataFrame, walls: pd.DataFrame, steps: int, claim: str) -> Projection:

@@ -27,7 +27,7 @@ import torch
 from skimage.restoration import (denoise_nl_means, denoise_tv_chambolle, denoise_wavelet, richardson_lucy,
                                  unsupervised_wiener)
 
-from repro.claims import preregistration
+from repro.claims import gate_of
 from repro.data.restoration import (GAUSSIAN_BLUR_SIGMA, HELD_OUT, MOTION_BLUR_ANGLE, MOTION_BLUR_LENGTH,
                                     NOISE_SIGMAS, PHOTOGRAPHS, SR_SCALES, TASKS, TRAIN_IMAGES, RestorationPatches,
                                     blur_kernel, load_image)
@@ -272,7 +272,7 @@ def validation_curves(curves: pd.DataFrame, best_classical: pd.Series) -> pd.Dat
                          for row in curves.to_dict("records") for level in TASKS[row["family"]]])
 
 
-VANILLA_BEATS_CLASSICAL = next(gate for gate in preregistration("S4").gates if gate.key == "vanilla_beats_classical")
+VANILLA_BEATS_CLASSICAL = gate_of("S4", "vanilla_beats_classical")
 
 
 def validation_margins(curves: pd.DataFrame, best_classical: pd.Series) -> pd.Series:

@@ -33,21 +33,20 @@ import torch
 import torch.nn.functional as F
 
 from repro import plots
-from repro.claims import Gate, preregistration
+from repro.claims import Gate, gate_of
 from repro.data.image_text import MAX_CAPTION_WORDS, CaptionBatches, RetrievalSet, caption_vocabulary, retrieval_set
 from repro.data.images import Preprocessing, channel_statistics
 from repro.data.scene_captions import ATTRIBUTES, caption_holds, caption_text
 from repro.data.sort_of_clevr import QUESTION_KINDS, RELATIONAL_KINDS, SortOfClevr, all_questions, sort_of_clevr
 from repro.data.vqa import QuestionBatches, VQASet, easy_vqa, hold_out_images, questions_in_order, sort_of_clevr_vqa
 from repro.data.words import Vocabulary
-from repro.experiments.fine_tuning import competence_budget as budget_from_curve
 from repro.experiments.paired import difference, runs
 from repro.models.self_transformer import (FixedPointAttentionConfig, fixed_point_aux, fixed_point_layers,
                                            swap_self_attention)
 from repro.models.vision_language import DualEncoder, FusionEncoder, VisionLanguageConfig, contrastive_loss
 from repro.models.vit import attention_evaluations
 from repro.nn import count_parameters
-from repro.projection import Projection
+from repro.projection import Projection, project_histories
 from repro.results import mean_std_text, spearman
 from repro.retrieval import recall_at_k
 from repro.seeding import derive, torch_seed
@@ -546,7 +545,7 @@ CURVE_SCORE = "gate quantity"
 
 
 def competence_gate(task: str) -> Gate:
-    return next(gate for gate in preregistration("S5").gates if gate.key == GATE_OF[task])
+    return gate_of("S5", GATE_OF[task])
 
 
 def validation_score(data: Data, task: str, device: torch.device = torch.device("cpu")) -> Callable[[torch.nn.Module], dict]:
@@ -581,10 +580,11 @@ def competence_curve(settings: VisionLanguageSettings, data: Data, task: str, se
 
 
 def competence_budget(task: str, seed: int, curve: TrainResult, steps: int) -> Projection:
-    """The steps at which `task`'s competence curve projects to its gate's threshold (`competence_gate`;
-    `repro.experiments.fine_tuning.competence_budget`)."""
+    """The steps at which `task`'s competence curve (of `seed`) projects to its gate's threshold (`competence_gate`),
+    at the curve's measured seconds per step (its evaluations included)."""
     gate = competence_gate(task)
-    return budget_from_curve(f"{task} vanilla validation {gate.key} quantity", CURVE_SCORE, gate, seed, curve, steps)
+    return project_histories(f"{task} vanilla validation {gate.key} quantity", {seed: curve.history}, CURVE_SCORE,
+                             gate.threshold, gate.op == ">=", curve.wall_seconds / steps)
 
 
 def competence_figure(curves: pd.DataFrame):

@@ -16,6 +16,7 @@ Since max_j w_j >= 1/k, every example halts within k * tau = T steps. The tape l
 lambda * mean_b R_b charges every step read and rewards peaked selections.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 
 import torch
@@ -23,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from repro.config import StrictConfig, choice
+from repro.device_sync import sync_free
 from repro.nn import EncoderBlock, GatedMLP, masked_mean
 
 IMPURITIES = ("gini", "max")
@@ -76,9 +78,12 @@ class AdaptiveTapeReader(nn.Module):
         length = torch.zeros(batch, dtype=torch.long, device=query.device)
         used = torch.zeros(values.shape[:2], device=query.device)
         tokens = []
+        # Once every example has halted a step reads nothing: on the CPU it is skipped; where the host must not wait
+        # for the device to tell (`repro.device_sync`) it is computed with weight 0 and its slot zeroed, the same.
+        skip_when_halted = not sync_free(query.device)
         for _ in range(limit):
             running = halting < self.budget
-            if not running.any():
+            if skip_when_halted and not running.any():
                 tokens.append(torch.zeros_like(values[:, 0]))
                 continue
             scores = torch.einsum("bmk,bk->bm", keys, q)
@@ -94,6 +99,8 @@ class AdaptiveTapeReader(nn.Module):
             length = length + running.long()
             candidates = values.gather(1, index[..., None].expand(-1, -1, values.shape[2]))
             token = torch.einsum("bk,bkw->bw", weights, candidates)
+            if not skip_when_halted:
+                token = torch.where(running.any(), token, torch.zeros_like(token))
             tokens.append(token)
             used = used.scatter_add(1, index, running.float()[:, None].expand_as(index))
             q = (q + token[:, : self.key_width]) / 2
@@ -154,6 +161,23 @@ class AdaTapeEncoderConfig(TapeConfig):
                                   "mlp_hidden": "[1, inf)", "dropout": "[0, 1)"}
 
 
+def run_by_tape_length(reading: TapeReading, run: Callable[[torch.Tensor, int], torch.Tensor],
+                       padded_to: int | None = None) -> torch.Tensor:
+    """`run(rows, length)` once per tape length read, on the examples `rows` that read `length` tape tokens, so each
+    group computes its own tape alone and the compute counted is the compute spent (a padded batch spends it on every
+    slot, read or not). The groups' results, (len(rows), n, ...), are gathered into one batch in their examples' rows;
+    along dim 1 they fill the first n entries of `padded_to` (default n: every group's is the same), the rest zeros."""
+    gathered = None
+    for length in reading.length.unique().tolist():
+        rows = (reading.length == length).nonzero().squeeze(1)
+        group = run(rows, length)
+        if gathered is None:
+            size = group.shape[1] if padded_to is None else padded_to
+            gathered = group.new_zeros((len(reading.length), size, *group.shape[2:]))
+        gathered[rows, : group.shape[1]] = group
+    return gathered
+
+
 class AdaTapeEncoder(nn.Module):
     """Blocks before `insert_after` see the input tokens only; then ATR reads a tape with the
     mean of the token states as query, the tape passes through a GLU MLP (no residual, as in the
@@ -188,10 +212,8 @@ class AdaTapeEncoder(nn.Module):
         mask = torch.cat([torch.ones(x.shape[0], inputs, dtype=torch.bool, device=x.device), reading.mask], dim=1)
         if not crop:
             return self.after_tape(x, reading.tokens, mask), mask, reading
-        states = x.new_zeros(x.shape[0], mask.shape[1], x.shape[2])
-        for length in reading.length.unique().tolist():
-            rows = (reading.length == length).nonzero().squeeze(1)
-            states[rows, : inputs + length] = self.after_tape(x[rows], reading.tokens[rows, :length], None)
+        states = run_by_tape_length(
+            reading, lambda rows, length: self.after_tape(x[rows], reading.tokens[rows, :length], None), mask.shape[1])
         return states, mask, reading
 
     def after_tape(self, x: torch.Tensor, tape: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:

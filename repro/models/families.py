@@ -32,11 +32,11 @@ from torch import nn
 
 from repro.config import StrictConfig, choice
 from repro.losses import token_loss
-from repro.models.adatape import AdaptiveTapeReader
+from repro.models.adatape import AdaptiveTapeReader, run_by_tape_length
 from repro.models.looped import AdditiveRecall
 from repro.models.self_transformer import FixedPointAttentionConfig, swap_self_attention
 from repro.models.universal import ponder
-from repro.nn import EncoderBlock, GatedMLP, RelativePositionBias
+from repro.nn import EncoderBlock, GatedMLP, RelativePositionBias, StructureEmbedding
 
 FAMILIES = ("transformer", "fpsa", "adatape", "fixed loop", "recall loop", "act")
 UNTIED = ("transformer", "fpsa", "adatape")
@@ -101,10 +101,7 @@ class AdaptiveFamily(nn.Module):
         self.config = c = config
         self.input = nn.Embedding(c.vocab, c.width) if c.vocab else nn.Linear(c.patch_dim, c.width)
         if c.structure:
-            sizes = torch.tensor([max(labels) + 1 for labels in c.structure])
-            offsets = torch.cumsum(sizes, 0) - sizes
-            self.register_buffer("structure_labels", torch.tensor(c.structure) + offsets[:, None], persistent=False)
-            self.structure_embedding = nn.Embedding(int(sizes.sum()), c.width)
+            self.structure_embedding = StructureEmbedding(c.width, c.structure)
         blocks = c.layers if c.family in UNTIED else 1
         # DEVIATION: [frontier-positions] lines get a relative bias, grids a structure embedding, for every family.
         self.blocks = nn.ModuleList(
@@ -128,12 +125,7 @@ class AdaptiveFamily(nn.Module):
 
     def embed(self, inputs: torch.Tensor) -> torch.Tensor:
         e = self.input(inputs if self.config.vocab else inputs.to(self.input.weight.dtype))
-        if not self.config.structure:
-            return e
-        if e.shape[1] != self.structure_labels.shape[1]:
-            raise ValueError(f"this model's structure labels {self.structure_labels.shape[1]} positions; got inputs "
-                             f"of {e.shape[1]}")
-        return e + self.structure_embedding(self.structure_labels).sum(dim=0)
+        return e + self.structure_embedding(e.shape[1]) if self.config.structure else e
 
     # The tied families' loop, in the form `repro.losses.progressive_loss` drives.
     def initial_state(self, e: torch.Tensor) -> torch.Tensor:
@@ -197,13 +189,8 @@ class AdaptiveFamily(nn.Module):
         if self.training:
             mask = torch.cat([torch.ones_like(reading.mask[:, :1]).expand(-1, positions), reading.mask], dim=1)
             return self.readout(self.after_tape(x, reading.tokens, mask), positions), aux
-        logits = None
-        for length in reading.length.unique().tolist():
-            rows = (reading.length == length).nonzero().squeeze(1)
-            group = self.readout(self.after_tape(x[rows], reading.tokens[rows, :length], None), positions)
-            logits = group.new_zeros((len(x), *group.shape[1:])) if logits is None else logits
-            logits[rows] = group
-        return logits, aux
+        return run_by_tape_length(reading, lambda rows, length: self.readout(
+            self.after_tape(x[rows], reading.tokens[rows, :length], None), positions)), aux
 
     def after_tape(self, x: torch.Tensor, tape: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         x = torch.cat([x, self.tape_mlp(tape)], dim=1)

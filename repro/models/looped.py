@@ -26,7 +26,7 @@ distribution). A bias also makes "attend to the previous token" one learned scal
 running computation such as a prefix sum needs.
 
 Inputs of a fixed shape whose positions have a structure other than a line (the 81 cells of a
-sudoku, each in a row, a column and a box) use a *structure embedding* instead: `structure`
+sudoku, each in a row, a column and a box) use a `StructureEmbedding` instead: `structure`
 gives every position one label per grouping, and e = Emb(x) + sum_k S_k(label_k), so recall
 re-injects where each token sits with what it is. With `structure_bias` the attention logits also
 get a `SharedLabelBias` (a learned score per head for each grouping a query and key share), the
@@ -46,7 +46,7 @@ from torch import nn
 
 from repro.config import StrictConfig, choice
 from repro.fixed_point import relative_residual
-from repro.nn import FAR_OFFSETS, EncoderBlock, RelativePositionBias, SharedLabelBias
+from repro.nn import FAR_OFFSETS, EncoderBlock, RelativePositionBias, SharedLabelBias, StructureEmbedding
 
 RECALLS = ("none", "standard", "internal", "internal-branch")
 RECALL_FORMS = ("add", "concat")
@@ -163,11 +163,7 @@ class LoopedTransformer(nn.Module):
         self.config = c = config
         self.embedding = nn.Embedding(c.vocab, c.width)
         if c.structure:
-            # One table for all groupings: grouping k's labels are offset past those of groupings < k.
-            sizes = torch.tensor([max(labels) + 1 for labels in c.structure])
-            offsets = torch.cumsum(sizes, 0) - sizes
-            self.register_buffer("structure_labels", torch.tensor(c.structure) + offsets[:, None], persistent=False)
-            self.structure_embedding = nn.Embedding(int(sizes.sum()), c.width)
+            self.structure_embedding = StructureEmbedding(c.width, c.structure)
         # DEVIATION: [looped-relative-position] a relative bias, falling linearly beyond max_offset, is a
         # sequence's only position signal.
         self.blocks = nn.ModuleList(
@@ -189,12 +185,7 @@ class LoopedTransformer(nn.Module):
     def embed(self, tokens: torch.Tensor) -> torch.Tensor:
         """e = Emb(x), plus the structure embedding of every position when the config has one."""
         e = self.embedding(tokens)
-        if not self.config.structure:
-            return e
-        positions = self.structure_labels.shape[1]
-        if tokens.shape[1] != positions:
-            raise ValueError(f"this model's structure labels {positions} positions; got inputs of {tokens.shape[1]}")
-        return e + self.structure_embedding(self.structure_labels).sum(dim=0)
+        return e + self.structure_embedding(e.shape[1]) if self.config.structure else e
 
     def initial_state(self, e: torch.Tensor) -> torch.Tensor:
         return e if self.config.initial_state == "input" else torch.zeros_like(e)

@@ -13,7 +13,10 @@ once, and the injected state u is iterated (paper notes, sections 2.2 and 4.2):
 The solver is Anderson acceleration over the last m = 5 iterates (`solver="anderson"`, the default,
 pre-registered in issue 24) or the damped iteration with a = damping (`solver="damped"`). Each
 example stops at the first k with r_k < tol, or at `max_iterations`, and is then dropped from
-the batch, so the compute spent is truly per input. The sublayer returns the delta
+the batch, so the compute spent is truly per input. (That is the CPU's solve. On an accelerator, where dropping
+examples makes the host wait for the device every iteration, a finished example is frozen in place instead and the
+batch runs on until a periodic check finds every example done, `repro.device_sync`: the same outputs up to
+rounding, at the compute of the batch's slowest example.) The sublayer returns the delta
 g(u*) = W_O A(u*) V where vanilla attention returns g(x) = W_O A(x) V: one undamped step (or
 `max_iterations=1`) is vanilla attention exactly, so pretrained checkpoints load unchanged. The
 iteration runs on d = u - x, so the delta is computed without the cancellation of (x + g) - x.
@@ -50,6 +53,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from repro.config import StrictConfig, choice
+from repro.device_sync import evaluations_needed, sync_free
 from repro.fixed_point import FixedPointResult, anderson, anderson_coefficients, flat_norm, iterate
 from repro.nn import SelfAttention
 
@@ -121,23 +125,32 @@ class AttentionAux:
     backward_converged: torch.Tensor | None = None
 
 
-@dataclass
+ADJOINT_OUTCOMES = ("converged", "stalled", "diverged")
+
+
 class AdjointCounts:
     """Per-example adjoint solves of one FPSA layer by outcome: under `backward_tol` (converged), above it with a
     residual lower than the first (stalled), or at or above the first, or not finite (diverged). "neumann"'s
-    truncated series is counted too: its early stop rarely triggers, so "stalled" is its usual outcome."""
-    converged: int = 0
-    stalled: int = 0
-    diverged: int = 0
+    truncated series is counted too: its early stop rarely triggers, so "stalled" is its usual outcome.
+
+    The counts are summed where the solves ran and read when asked for (`as_dict`), so a backward never waits for
+    the device to count."""
+
+    def __init__(self):
+        self._counts: torch.Tensor | None = None  # (converged, stalled, diverged), summed over the backwards
 
     def add(self, result: FixedPointResult) -> torch.Tensor:
         """Count the solve's examples; returns the (batch,) bool of those that diverged."""
         last, first = result.residuals[-1], result.residuals[0]
         diverged = ~result.converged & ~(last < first)
-        self.converged += int(result.converged.sum())
-        self.diverged += int(diverged.sum())
-        self.stalled += int((~result.converged).sum()) - int(diverged.sum())
+        stalled = ~result.converged & ~diverged
+        counts = torch.stack([result.converged.sum(), stalled.sum(), diverged.sum()])
+        self._counts = counts if self._counts is None else self._counts + counts
         return diverged
+
+    def as_dict(self) -> dict[str, int]:
+        counts = [0] * len(ADJOINT_OUTCOMES) if self._counts is None else self._counts.tolist()
+        return dict(zip(ADJOINT_OUTCOMES, counts))
 
 
 QueriesKeys = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
@@ -174,7 +187,8 @@ def _attend(q, k, v, bias, keep):
 
 def _warn_if_capped(r1: torch.Tensor, config: FixedPointAttentionConfig) -> None:
     """A damped step shrinks the residual at best by (1 - a) (where the Jacobian vanishes): warn when the cap cannot
-    reach the tolerance from the first residual r1 even so (issue 24: damping 0.5 with cap 8 on pretrained MiniLM)."""
+    reach the tolerance from the first residual r1 even so (issue 24: damping 0.5 with cap 8 on pretrained MiniLM).
+    It reads r1 from the device: once per solve of the damped solver, never per iteration."""
     cap, a = config.max_iterations, config.damping
     if config.solver != "damped" or config.tol == 0 or cap == 1 or a == 1:
         return
@@ -186,8 +200,68 @@ def _warn_if_capped(r1: torch.Tensor, config: FixedPointAttentionConfig) -> None
                       f"{needed} or solver='anderson' can", RuntimeWarning, stacklevel=4)
 
 
+class _Compacting:
+    """The examples still open as indices into the batch: a finished example leaves every tensor, so an iteration
+    computes the open examples alone. Its length and the all-done test read the device every iteration: the CPU's
+    form (`repro.device_sync`)."""
+
+    def __init__(self, batch: int, device: torch.device):
+        self.batch, self.index = batch, torch.arange(batch, device=device)
+
+    def rows(self, t: torch.Tensor) -> torch.Tensor:
+        """The open examples' rows of a (batch, ...) tensor."""
+        return t[self.index]
+
+    def subset(self) -> torch.Tensor | None:
+        """The examples g evaluates: None for the whole batch."""
+        return None if len(self.index) == self.batch else self.index
+
+    def put(self, target: torch.Tensor, rows: torch.Tensor, only: torch.Tensor | None = None) -> torch.Tensor:
+        """`target` with the open examples' rows replaced by `rows` (only those rows where `only`)."""
+        if only is not None:
+            rows = torch.where(only, rows, target[self.index])
+        return target.index_copy(0, self.index, rows)
+
+    def needed(self, done: torch.Tensor, iterations: torch.Tensor, evaluation: int, config) -> int | None:
+        """The evaluations run, once the solve is over; None while it goes on."""
+        return evaluation if evaluation == config.max_iterations or done.all() else None
+
+    def close(self, done: torch.Tensor, history: list) -> list:
+        """Drop the examples `done` from the open set and from Anderson's memory."""
+        self.index = self.index[~done]
+        return [(xs_i[~done], fs_i[~done]) for xs_i, fs_i in history]
+
+
+class _Masking:
+    """The examples still open as a (batch,) mask: every example is computed every iteration and a finished one's
+    outputs are frozen at the evaluation it finished at, so nothing reads the device but the periodic all-done
+    check (`repro.device_sync.evaluations_needed`): the accelerators' form. (The state of an example that just
+    finished takes one more step, which only its frozen, discarded evaluations see.)"""
+
+    def __init__(self, batch: int, device: torch.device):
+        self.open = torch.ones(batch, dtype=torch.bool, device=device)
+
+    def rows(self, t: torch.Tensor) -> torch.Tensor:
+        return t
+
+    def subset(self) -> None:
+        return None
+
+    def put(self, target: torch.Tensor, rows: torch.Tensor, only: torch.Tensor | None = None) -> torch.Tensor:
+        keep = self.open if only is None else self.open & only
+        return torch.where(keep.view(-1, *[1] * (rows.dim() - 1)), rows, target)
+
+    def needed(self, done: torch.Tensor, iterations: torch.Tensor, evaluation: int, config) -> int | None:
+        return evaluations_needed(iterations, evaluation, config.max_iterations, config.tol)
+
+    def close(self, done: torch.Tensor, history: list) -> list:
+        self.open = self.open & ~done
+        return history
+
+
 def _solve(g, x: torch.Tensor, weights: torch.Tensor | None, config: FixedPointAttentionConfig):
-    """The iteration of the module docstring on d = u - x, finished examples dropped.
+    """The iteration of the module docstring on d = u - x, finished examples dropped (`_Compacting`) or, where the
+    host must not wait for the device, frozen (`_Masking`): the two agree up to rounding.
 
     Returns (g(u_k) and d_k at each example's last evaluation, AttentionAux). Written without
     in-place writes to tensors that carry a graph, so it also runs under autograd ("unrolled").
@@ -202,26 +276,28 @@ def _solve(g, x: torch.Tensor, weights: torch.Tensor | None, config: FixedPointA
     iterations = torch.full((batch,), config.max_iterations, dtype=torch.long, device=x.device)
     residual = torch.zeros(batch, device=x.device)
     trace = []
-    active = torch.arange(batch, device=x.device)
+    active = (_Masking if sync_free(x.device) else _Compacting)(batch, x.device)
     history: list[tuple[torch.Tensor, torch.Tensor]] = []  # (d_i, g(d_i)) of the active examples, Anderson's memory
     for evaluation in range(1, config.max_iterations + 1):
-        d_active = d[active]
-        g_active = g(d_active, None if len(active) == batch else active)
-        w = _take(weights, active)
+        d_active = active.rows(d)
+        g_active = g(d_active, active.subset())
+        w = _take(weights, active.subset())
         with torch.no_grad():
-            step, u = g_active - d_active, x[active] + d_active
+            step, u = g_active - d_active, active.rows(x) + d_active
             if weights is not None:
                 step, u = step * w, u * w
             r = (flat_norm(step) / flat_norm(u).clamp_min(torch.finfo(torch.float32).tiny)).float()
         if evaluation == 1:
             _warn_if_capped(r, config)
-        residual = residual.index_copy(0, active, r)
+        residual = active.put(residual, r)
         trace.append(residual)
-        delta = delta.index_copy(0, active, g_active)
-        d_evaluated = d_evaluated.index_copy(0, active, d_active)
+        delta = active.put(delta, g_active)
+        d_evaluated = active.put(d_evaluated, d_active)
         done = r < config.tol
-        iterations[active[done]] = evaluation
-        if evaluation == config.max_iterations or done.all():
+        iterations = active.put(iterations, torch.full_like(r, evaluation, dtype=torch.long), done)
+        evaluations = active.needed(done, iterations, evaluation, config)
+        if evaluations is not None:
+            trace = trace[:evaluations]
             break
         if config.solver == "anderson":
             history = (history + [(d_active.flatten(1), g_active.flatten(1))])[-config.anderson_memory:]
@@ -232,9 +308,8 @@ def _solve(g, x: torch.Tensor, weights: torch.Tensor | None, config: FixedPointA
             following = (anderson_coefficients(residuals.detach()) @ fs)[:, 0].view_as(d_active)
         else:
             following = d_active + config.damping * (g_active - d_active)
-        d = d.index_copy(0, active, following)
-        active = active[~done]
-        history = [(xs_i[~done], fs_i[~done]) for xs_i, fs_i in history]
+        d = active.put(d, following)
+        history = active.close(done, history)
     aux = AttentionAux(iterations, torch.stack(trace), residual, residual < config.tol)
     return delta, d_evaluated, aux
 
@@ -271,6 +346,7 @@ def _adjoint_hook(g: Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor]
         aux.backward_steps, aux.backward_converged = result.steps, result.converged
         aux.backward_residual = result.residuals[-1]
         diverged = (counts or AdjointCounts()).add(result)
+        # The one read of the device in a backward, and only where a missed tolerance must stop the run.
         if config.gradient == "implicit" and config.adjoint_failure == "raise" and not result.converged.all():
             missed = ~result.converged
             raise AdjointDivergence(
@@ -477,5 +553,5 @@ def fixed_point_aux(model: nn.Module) -> dict[str, torch.Tensor]:
 def adjoint_counts(model: nn.Module) -> list[dict]:
     """One row per FPSA layer: its name, gradient mode and the per-example adjoint outcomes (`AdjointCounts`) of every
     backward since the layer last took a config."""
-    return [{"layer": layer.name, "gradient": layer.config.gradient, **vars(layer.adjoint)}
+    return [{"layer": layer.name, "gradient": layer.config.gradient, **layer.adjoint.as_dict()}
             for layer in fixed_point_layers(model)]

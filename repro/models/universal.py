@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from repro.config import StrictConfig
+from repro.device_sync import exit_check_due, sync_free
 from repro.models.transformer import TokenEmbedding
 from repro.nn import EncoderBlock
 
@@ -64,13 +65,16 @@ def ponder(state: torch.Tensor, update: Callable[[int, torch.Tensor, torch.Tenso
 
     `update(step, state, running)` is one application of the block(s) (`running` (batch, tokens):
     the positions still computing); positions that halted keep their state. `halting(state)` gives
-    h^n (batch, tokens) in (0, 1). Stops early once every position of the batch has halted.
+    h^n (batch, tokens) in (0, 1). Stops early once every position of the batch has halted: on the CPU at that step,
+    where the host must not wait for the device only at the periodic checks of `repro.device_sync` (the steps
+    between change nothing: a halted position keeps its state and takes weight 0).
     """
     halted_mass = state.new_zeros(state.shape[:2])
     running = torch.ones_like(halted_mass, dtype=torch.bool)
     steps = torch.zeros_like(halted_mass)
     remainder = torch.zeros_like(halted_mass)
     output = torch.zeros_like(state)
+    check_every_step = not sync_free(state.device)
     for step in range(max_steps):
         state = torch.where(running.unsqueeze(-1), update(step, state, running), state)
         p = halting(state)
@@ -80,7 +84,7 @@ def ponder(state: torch.Tensor, update: Callable[[int, torch.Tensor, torch.Tenso
         halted_mass = halted_mass + weight
         steps = steps + running
         running = still_running
-        if not running.any():
+        if step + 1 < max_steps and (check_every_step or exit_check_due(step + 1)) and not running.any():
             break
     return Pondering(output, steps, remainder, halted_mass)
 
