@@ -57,7 +57,6 @@ from repro.experiments.paired import describe, difference
 from repro.experiments.squad_parts import article_table, sizes_table, split_parts
 from repro.models.minilm import span_extractor, tokenizer
 from repro.models.self_transformer import FixedPointAttentionConfig
-from repro.projection import project_histories
 from repro.seeding import derive
 from repro.study import Settings, Study
 from repro.train import TrainConfig
@@ -191,9 +190,8 @@ study.table("per_seed", scores.set_index(["variant", "seed"]))
 # %%
 curve = ft.competence_curve(design_of(S.seeds[0]), S.curve_steps, ft.squad_validation_score(
     parts["validation"].windows, parts["validation"].used, S.eval_batch, study.device))
-gate = gate_of("S2.squad_v1_1", "vanilla_f1")
-budget = project_histories("vanilla validation F1", {S.seeds[0]: curve.history}, "validation F1", gate.threshold,
-                           gate.op == ">=", curve.wall_seconds / S.curve_steps)
+budget = ft.competence_budget("vanilla validation F1", "validation F1", gate_of("S2.squad_v1_1", "vanilla_f1"),
+                              S.seeds[0], curve, S.curve_steps)
 study.figure(plots.learning_curves(pd.DataFrame(curve.history).assign(model=VANILLA, seed=S.seeds[0]), "validation F1",
                                    "validation F1 (×100)", title="competence curve"), "competence_curve")
 
@@ -278,7 +276,7 @@ DEVIATIONS = ("self-minilm-backbone", "squad-dev-split", "squad-validation-artic
 study.claim("S2.squad_v1_1", parts={"f1_gain": gain},
             gates={"vanilla_f1": f1_by[VANILLA].mean(), "fpsa_converges": fpsa_at_cap}, evidence=evidence,
             deviations=DEVIATIONS, pipeline=(ft.arms, ft.fine_tune, ft.predict, best_spans, squad_scores, ft.solves,
-                                             difference, ft.competence_curve, project_histories))
+                                             difference, ft.competence_curve, ft.competence_budget))
 study.claim("S2.squad_v2_0", not_attempted="SQuAD v2.0 is not available here: no obtainable copy (data manifest).",
             pipeline=(load_dev,))  # the loader of the only SQuAD data here, v1.1 dev
 study.write()

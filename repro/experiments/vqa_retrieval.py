@@ -40,13 +40,14 @@ from repro.data.scene_captions import ATTRIBUTES, caption_holds, caption_text
 from repro.data.sort_of_clevr import QUESTION_KINDS, RELATIONAL_KINDS, SortOfClevr, all_questions, sort_of_clevr
 from repro.data.vqa import QuestionBatches, VQASet, easy_vqa, hold_out_images, questions_in_order, sort_of_clevr_vqa
 from repro.data.words import Vocabulary
+from repro.experiments.fine_tuning import competence_budget as budget_from_curve
 from repro.experiments.paired import difference, runs
 from repro.models.self_transformer import (FixedPointAttentionConfig, fixed_point_aux, fixed_point_layers,
                                            swap_self_attention)
 from repro.models.vision_language import DualEncoder, FusionEncoder, VisionLanguageConfig, contrastive_loss
 from repro.models.vit import attention_evaluations
 from repro.nn import count_parameters
-from repro.projection import Projection, project_histories
+from repro.projection import Projection
 from repro.results import mean_std_text, spearman
 from repro.retrieval import recall_at_k
 from repro.seeding import derive, torch_seed
@@ -580,11 +581,10 @@ def competence_curve(settings: VisionLanguageSettings, data: Data, task: str, se
 
 
 def competence_budget(task: str, seed: int, curve: TrainResult, steps: int) -> Projection:
-    """The steps at which `task`'s competence curve (of `seed`) projects to its gate's threshold (`competence_gate`),
-    at the curve's measured seconds per step (its evaluations included)."""
+    """The steps at which `task`'s competence curve projects to its gate's threshold (`competence_gate`;
+    `repro.experiments.fine_tuning.competence_budget`)."""
     gate = competence_gate(task)
-    return project_histories(f"{task} vanilla validation {gate.key} quantity", {seed: curve.history}, CURVE_SCORE,
-                             gate.threshold, gate.op == ">=", curve.wall_seconds / steps)
+    return budget_from_curve(f"{task} vanilla validation {gate.key} quantity", CURVE_SCORE, gate, seed, curve, steps)
 
 
 def competence_figure(curves: pd.DataFrame):
