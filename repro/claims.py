@@ -333,6 +333,13 @@ class Preregistration:
         return hashlib.sha256(repr(self).encode()).hexdigest()[:16]
 
 
+GLUE_LEVELS = {"SST-2": ("accuracy", 85.0), "MRPC": ("f1", 85.0), "STS-B": ("pearson", 80.0)}
+"""The GLUE tasks with a competence level (issue 23): the official metric (x 100) a vanilla model must reach on the
+whole dev set before an FPSA-minus-vanilla difference on that scale counts. CoLA and RTE have none: the study's
+recipes have no measured curve on them to set one from, so a run of them is compared but not gated."""
+GLUE_LEVELS_TEXT = ", ".join(f"{task} {metric} >= {level:g}" for task, (metric, level) in GLUE_LEVELS.items())
+
+
 def _gain(key: str, quantity: str, margin: float, unit: str) -> Part:
     return Part(key, quantity, "at least", margin, unit)
 
@@ -481,27 +488,31 @@ PREREGISTRATIONS = (
                "configuration minus the exact score of a random legal move, lowest over seeds", ">=", 0.02),)),
     )),
     # -- SELF: GLUE (05) -----------------------------------------------------------------------------------------
+    # One claim per scale, each gated by its own vanilla model: a from-scratch encoder that never learned a task is no
+    # evidence about the pretrained one, nor the other way round.
     *(Preregistration(
         claim_id,
         parts=parts,
         gates=(
-            Gate("vanilla_sst2", "vanilla MiniLM SST-2 dev accuracy (points), mean over seeds", ">=", 85.0),
-            Gate("vanilla_stsb", "vanilla MiniLM STS-B dev Pearson x 100, mean over seeds", ">=", 80.0),
+            Gate("vanilla_competent", f"lowest over the tasks run that have a competence level ({GLUE_LEVELS_TEXT}) of "
+                 f"the {scale} vanilla model's full-dev metric x 100, mean over seeds, minus its level", ">=", 0.0),
             Gate("full_dev", "share of each task's dev set that is scored (1 = all of it)", ">=", 1.0),
             FPSA_CONVERGES,
         ),
-    ) for claim_id, parts in (
-        ("S1.glue_mechanism", (
+    ) for claim_id, scale, parts in (
+        ("S1.glue_mechanism", "pretrained", (
             _gain("pretrained", "GLUE average over the tasks run, FPSA minus vanilla, pretrained MiniLM, per seed",
                   1.0, "score points"),
+        )),
+        ("S1.glue_scratch", "scratch", (
             _gain("scratch", "GLUE average over the tasks run, FPSA minus vanilla, encoder trained from scratch, per "
                   "seed", 1.0, "score points"),
         )),
-        ("S7.glue", (
+        ("S7.glue", "pretrained", (
             # DEVIATION: [s7-absolute-gain] "up to 20%" is decided on the largest absolute paired gain, with a
-            # Bonferroni-Holm interval over the (scale, task) pairs, never on a relative gain over a weak baseline.
-            _gain("largest_gain", "score of FPSA minus vanilla in the (scale, task) pair with the largest mean "
-                  "difference, per seed; its interval is corrected for the number of pairs", 1.0, "score points"),
+            # Bonferroni-Holm interval over the tasks, never on a relative gain over a weak baseline.
+            _gain("largest_gain", "score of FPSA minus vanilla (pretrained MiniLM) in the task with the largest mean "
+                  "difference, per seed; its interval is corrected for the number of tasks", 1.0, "score points"),
         )),
     )),
     # -- SELF: SQuAD (06) ----------------------------------------------------------------------------------------

@@ -163,9 +163,9 @@ DEVIATIONS: dict[str, Deviation] = {
         "two photographs cost training the least (11 remain)."),
     "s7-absolute-gain": Deviation(
         "SELF",
-        "'Up to 20% accuracy gain' (S7) is decided on the largest absolute paired gain over the (scale, task) pairs "
-        "tested, in score points, with its interval corrected for the number of pairs (Bonferroni, which for the "
-        "largest of k gains is Holm's first step), never on a relative gain.",
+        "'Up to 20% accuracy gain' (S7) is decided on the largest absolute paired gain of pretrained MiniLM over the "
+        "tasks tested, in score points, with its interval corrected for the number of tasks (Bonferroni, which for "
+        "the largest of k gains is Holm's first step), never on a relative gain.",
         "A relative gain over a weak baseline is unbounded (the former rule read 'reproduced' from +86% on an STS-B "
         "vanilla score of 7.9 ± 13.6), and which of the paper's scores the 20% refers to is not stated."),
     "adatape-softmax-ce": Deviation(
@@ -526,24 +526,31 @@ DEVIATIONS: dict[str, Deviation] = {
     # GLUE (notebook 05)
     "glue-recipe": Deviation(
         "SELF",
-        "GLUE fine-tuning budgets are ours: a few dozen AdamW steps per run in the cpu profile (300 in gpu), learning "
-        "rates fixed in advance, a small BERT of our size for the from-scratch scale, and a mean-pooling head "
+        "GLUE fine-tuning budgets are ours: 200 AdamW steps of 16 per pretrained run in the cpu profile (300 of 32 in "
+        "gpu), learning rates fixed in advance, a small BERT of our size for the from-scratch scale, and a mean-pooling head "
         "instead of BERT's [CLS] pooler (MiniLM's sentence representation is trained with mean pooling).",
         "The paper's recipe and model sizes are not reachable, and 2 CPU cores allow minutes per notebook; the same recipe "
         "is used for vanilla and fixed-point attention, which is what the comparison needs."),
     "glue-dev-subset": Deviation(
         "SELF",
-        "The smoke and cpu profiles score a fixed random subset of each GLUE dev set (256 examples).",
-        "Fixed-point attention costs several forwards per layer; the subset is drawn from a named seed before training, "
-        "and the gpu profile scores the full dev sets."),
+        "The smoke profile scores a fixed random subset of each GLUE dev set (16 examples).",
+        "It tests the plumbing in seconds; the subset is drawn from a named seed before training, and the cpu and gpu "
+        "profiles score the full dev sets."),
     "glue-validation-split": Deviation(
         "SELF",
         "A fixed random subset of each GLUE training set (256 examples in cpu, 1,000 on the gpu) is held out of "
-        "training as a validation split; one longer vanilla fine-tune per gated task (SST-2, STS-B; 200 steps in "
-        "cpu) is scored on it at every tenth of its steps.",
+        "training as a validation split; every vanilla arm is scored on it at every tenth of its steps.",
         "The competence gates read the dev set, which plays GLUE's test set here: the budget that would pass them is "
-        "projected from a validation curve, never from the dev scores; in cpu the held-out examples are 0.4% of SST-2's "
-        "and 4.5% of STS-B's training sets."),
+        "projected from the validation curves, never from the dev scores; in cpu the held-out examples are 4.5% of "
+        "STS-B's training set."),
+    "glue-cpu-tasks": Deviation(
+        "SELF",
+        "The cpu profile fine-tunes and scores STS-B alone (the gpu profile all five tasks), and does not score the "
+        "vanilla-trained weights with FPSA swapped in.",
+        "A comparison counts only where the vanilla model is competent (issue 23): STS-B is the one task whose "
+        "competence level a vanilla MiniLM reached on its validation split within a budget two cores afford (Pearson 80 "
+        "by step 120 of 200 steps of 16 at 12a3be2); SST-2 levelled at 82-83 against its 85 and MRPC stayed at the "
+        "majority class. Three seeds of 200 vanilla and FPSA steps with the whole dev set take the notebook's hour."),
     "glue-five-tasks": Deviation(
         "SELF",
         "GLUE is reported on SST-2, CoLA, MRPC, RTE and STS-B only, and its average is over these five tasks.",

@@ -2,7 +2,8 @@ import re
 
 import pytest
 
-from repro.claims import CLAIMS, PAPERS, PREREGISTRATIONS, VERDICTS, Gate, Part, check_verdict, claim, gate_of
+from repro.claims import (CLAIMS, GLUE_LEVELS, PAPERS, PREREGISTRATIONS, VERDICTS, Gate, Part, check_verdict, claim,
+                          gate_of, preregistration)
 
 SPINE = [f"S{i}" for i in range(1, 8)] + [f"A{i}" for i in range(1, 5)] + [f"L{i}" for i in range(1, 5)]
 
@@ -71,3 +72,14 @@ def test_a_gate_is_looked_up_by_claim_and_key_and_an_unknown_key_lists_the_claim
     with pytest.raises(KeyError, match="S4 has no gate 'vanilla_f1'; its gates: vanilla_beats_classical"):
         gate_of("S4", "vanilla_f1")
 
+
+def test_each_glue_scale_is_its_own_claim_gated_by_its_own_vanilla_model_against_every_tasks_level():
+    for claim_id, scale in (("S1.glue_mechanism", "pretrained"), ("S1.glue_scratch", "scratch"),
+                            ("S7.glue", "pretrained")):
+        competent = gate_of(claim_id, "vanilla_competent")
+        assert (competent.op, competent.threshold) == (">=", 0.0) and f"the {scale} vanilla model" in competent.measured
+        assert all(f"{task} {metric} >= {level:g}" in competent.measured
+                   for task, (metric, level) in GLUE_LEVELS.items())
+    assert [part.key for part in preregistration("S1.glue_mechanism").parts] == ["pretrained"]
+    assert [part.key for part in preregistration("S1.glue_scratch").parts] == ["scratch"]
+    assert GLUE_LEVELS == {"SST-2": ("accuracy", 85.0), "MRPC": ("f1", 85.0), "STS-B": ("pearson", 80.0)}

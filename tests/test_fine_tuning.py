@@ -173,8 +173,9 @@ def test_fixed_subset_is_the_same_draw_for_rows_and_lists_kept_in_order():
     assert ft.fixed_subset(items, None, "test-subset") is items and ft.fixed_subset(table, 20, "x") is table
 
 
-GLUE = dict(max_length=12, dev_size=4, validation_size=4, eval_batch=3, pretrained_steps=2, pretrained_batch=4,
-            pretrained_lr=1e-4, scratch_steps=25, scratch_batch=4, scratch_lr=1e-3, width=8, layers=2, heads=2, mlp_hidden=16)
+GLUE = dict(tasks=("STS-B",), max_length=12, dev_size=4, validation_size=4, eval_batch=3, pretrained_steps=2,
+            pretrained_batch=4, pretrained_lr=1e-4, scratch_steps=25, scratch_batch=4, scratch_lr=1e-3, width=8, layers=2,
+            heads=2, mlp_hidden=16)
 
 
 def test_glue_settings_read_a_recipe_per_scale_and_the_fpsa_cap():
@@ -186,6 +187,9 @@ def test_glue_settings_read_a_recipe_per_scale_and_the_fpsa_cap():
     assert paper.recipe("pretrained") == (None, 4, 1e-4)
     with pytest.raises(ValueError, match="width must be positive"):
         GlueSettings.of(seeds=[0], **GLUE | dict(width=0))
+    for tasks in ((), ("STS-B", "QNLI")):
+        with pytest.raises(ValueError, match=r"tasks must be a non-empty selection of \['SST-2'"):
+            GlueSettings.of(seeds=[0], **GLUE | dict(tasks=tasks))
 
 
 def test_glue_design_draws_its_seeds_by_name_and_names_its_checkpoints():
@@ -214,9 +218,22 @@ def test_the_validation_split_is_held_out_of_training_fixed_and_checked():
             ft.validation_split(table, size, "SST-2")
 
 
-def test_the_competence_gates_are_read_from_the_claims():
-    assert (ft.glue_gate("SST-2").key, ft.glue_gate("SST-2").threshold) == ("vanilla_sst2", 85.0)
-    assert (ft.glue_gate("STS-B").key, ft.glue_gate("STS-B").threshold) == ("vanilla_stsb", 80.0)
+def test_the_vanilla_arm_is_validated_at_every_tenth_without_changing_its_training():
+    scores = []
+
+    def validate(model):
+        scores.append(model.training)
+        return {"validation score": float(len(scores))}
+
+    plain = ft.arms(design(config=TrainConfig(steps=10, lr=1e-3, seed=0, progress=False)), CAP, swapped=None)
+    validated = ft.arms(design(config=TrainConfig(steps=10, lr=1e-3, seed=0, progress=False), validate=validate), CAP,
+                        swapped=None)
+    assert [arm.variant for arm in validated] == [VANILLA, FPSA]
+    assert [row["step"] for row in validated[0].training.history] == list(range(1, 11))
+    assert [row["validation score"] for row in validated[0].training.history] == list(map(float, range(1, 11)))
+    assert scores == [False] * 10 and "validation score" not in validated[1].training.history[-1]  # FPSA: never
+    for a, b in zip(plain, validated):  # scoring draws nothing and takes no gradient: bitwise the same arms
+        assert torch.equal(a.prediction.outputs[0], b.prediction.outputs[0])
 
 
 def test_a_competence_budget_projects_one_seeds_validation_curve_at_its_measured_speed():
@@ -228,3 +245,18 @@ def test_a_competence_budget_projects_one_seeds_validation_curve_at_its_measured
     assert budget.describe().startswith("vanilla validation F1 >= 70 on the curve of seed 0 projects to about")
     reached = [row | {"validation F1": 75.0} for row in history]
     assert ft.competence_budget("F1", "validation F1", gate_of("S2.squad_v1_1", "vanilla_f1"), 0, TrainResult(reached, 320.0), 160).measured
+
+
+def test_a_glue_competence_budget_projects_every_seeds_validation_curve_to_the_tasks_level():
+    """Pearson = 10 ln(step) - 10 reaches STS-B's level 80 at e^9 (about 8,103 steps) on seed 0 and sooner on seed
+    1 (+2): every seed must pass, so seed 0 decides; 160 steps took 320 s on each."""
+    def run(offset):
+        return TrainResult([{"step": s, "validation pearson": 10 * np.log(s) - 10 + offset}
+                            for s in range(16, 161, 16)], 320.0)
+
+    budget = ft.glue_competence_budget("pretrained", "STS-B", {0: run(0), 1: run(2)})
+    assert abs(budget.steps - np.exp(9)) <= 2 and budget.seconds_per_step == 2.0 and budget.threshold == 80.0
+    assert budget.describe().startswith("pretrained vanilla STS-B validation pearson >= 80 on every seed projects")
+    assert ft.glue_competence_budget("scratch", "STS-B", {0: run(100), 1: run(100)}).measured
+    with pytest.raises(KeyError):
+        ft.glue_competence_budget("pretrained", "CoLA", {0: run(0)})  # no level: nothing to project to

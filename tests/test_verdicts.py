@@ -95,9 +95,9 @@ def test_a_claim_without_evidence_is_not_attempted():
 def test_a_corrected_interval_is_wider():
     values = [1.2, 1.5, 1.1, 1.4]
     plain = decide("S7.glue", {"largest_gain": values}, dict.fromkeys(
-        ("vanilla_sst2", "vanilla_stsb", "full_dev", "fpsa_converges"), None))["parts"][0]
+        ("vanilla_competent", "full_dev", "fpsa_converges"), None))["parts"][0]
     corrected = decide("S7.glue", {"largest_gain": values}, dict.fromkeys(
-        ("vanilla_sst2", "vanilla_stsb", "full_dev", "fpsa_converges"), None), {"largest_gain": 10})["parts"][0]
+        ("vanilla_competent", "full_dev", "fpsa_converges"), None), {"largest_gain": 10})["parts"][0]
     assert corrected["confidence"] == pytest.approx(0.995)
     assert corrected["interval"][0] < plain["interval"][0] and corrected["interval"][1] > plain["interval"][1]
 

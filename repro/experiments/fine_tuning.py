@@ -11,10 +11,11 @@ them in a fixed order:
 2. **FPSA at inference**: the same trained weights with FPSA swapped in (no training of its own, no new parameters);
 3. **FPSA**: built under the same seed with FPSA, fine-tuned on the same stream, scored.
 
-Where the paired runs' budget is too small for the vanilla arm to pass a competence gate, `competence_curve` trains
-one vanilla model of the same design for longer and scores a validation split at every tenth of it: the learning
-curve from which `repro.projection` projects the budget the gate needs. It is a model of its own; no paired run is
-stopped, chosen or scored by it.
+A design with a `validate` score has its vanilla arm scored on a validation split at every tenth of its steps: the
+learning curve of every seed, from which `repro.projection` projects the budget a competence gate needs where the
+paired runs fail it (scoring changes nothing in training: no random draw, no gradient). Where the paired runs are too
+short for a useful curve, `competence_curve` trains one vanilla model of the same design for longer instead: a model
+of its own; no paired run is stopped, chosen or scored by it.
 
 `predict` scores every evaluation example once, in batches sorted by length (less padding) or in file order, and
 records what the FPSA layers spent on each (layer, example) solve; `solves` makes those a tidy frame, and
@@ -35,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from repro.claims import Gate, gate_of
+from repro.claims import GLUE_LEVELS, Gate
 from repro.data import glue, squad
 from repro.data.batches import ShuffledBatches, trim_padding
 from repro.experiments.paired import difference, spend
@@ -79,6 +80,8 @@ class Design:
     """The checkpoint file of an arm's training run, by variant; None: no checkpoint."""
     label: str = ""
     """Shown in the progress bars beside the variant."""
+    validate: Callable[[nn.Module], dict] | None = None
+    """Scores the vanilla arm on a validation split at every tenth of its steps (its learning curve); None: never."""
 
 
 @dataclass
@@ -114,10 +117,14 @@ def build(design: Design, attention: FixedPointAttentionConfig | None) -> nn.Mod
     return seeded(design.model_seed, lambda: design.make(attention))
 
 
-def fine_tune(design: Design, model: nn.Module, variant: str) -> TrainResult:
-    """Train `model` in place on the design's stream of batches: every arm sees the same batches in the same order."""
+def fine_tune(design: Design, model: nn.Module, variant: str,
+              validate: Callable[[nn.Module], dict] | None = None) -> TrainResult:
+    """Train `model` in place on the design's stream of batches (every arm sees the same batches in the same order),
+    `validate`d at every tenth of the steps where given."""
     batches = ShuffledBatches(design.train_set, design.batch, design.stream)
-    return train(model, design.loss, batches, design.config, checkpoint=design.checkpoint(variant),
+    config = design.config if validate is None else replace(design.config,
+                                                            eval_every=max(1, design.config.steps // 10))
+    return train(model, design.loss, batches, config, evaluate=validate, checkpoint=design.checkpoint(variant),
                  device=design.device, description=f"{design.label} {variant}".strip())
 
 
@@ -177,8 +184,9 @@ def predict(model: nn.Module, examples: tuple[torch.Tensor, ...], batch_size: in
     return Prediction(gathered, spent, seconds)
 
 
-def arms(design: Design, fpsa: FixedPointAttentionConfig, swapped: str = "FPSA at inference only") -> list[Arm]:
-    """The three arms of one seed (module docstring), in the order they run: vanilla, `swapped`, FPSA."""
+def arms(design: Design, fpsa: FixedPointAttentionConfig, swapped: str | None = "FPSA at inference only") -> list[Arm]:
+    """The arms of one seed (module docstring), in the order they run: vanilla, `swapped` (left out where None),
+    FPSA."""
 
     def scored(variant: str, model: nn.Module, training: TrainResult | None) -> Arm:
         prediction = predict(model, design.eval_set, design.eval_batch, design.forward, design.device,
@@ -186,8 +194,9 @@ def arms(design: Design, fpsa: FixedPointAttentionConfig, swapped: str = "FPSA a
         return Arm(variant, training, prediction, sum(p.numel() for p in model.parameters()))
 
     vanilla = build(design, None)
-    done = [scored(VANILLA, vanilla, fine_tune(design, vanilla, VANILLA))]
-    done.append(scored(swapped, swap_bert_attention(vanilla, fpsa), None))  # in place: the vanilla-trained weights
+    done = [scored(VANILLA, vanilla, fine_tune(design, vanilla, VANILLA, design.validate))]
+    if swapped is not None:
+        done.append(scored(swapped, swap_bert_attention(vanilla, fpsa), None))  # in place: the vanilla-trained weights
     fixed_point = build(design, fpsa)
     done.append(scored(FPSA, fixed_point, fine_tune(design, fixed_point, FPSA)))
     return done
@@ -304,8 +313,9 @@ def fixed_subset(items, size: int | None, *stream):
 
 @dataclass(frozen=True)
 class GlueSettings(Settings):
-    """The GLUE study's settings: one fine-tuning recipe per scale ("pretrained" MiniLM, an encoder trained from
-    "scratch" of size width x layers), the tokens per example and the dev examples scored."""
+    """The GLUE study's settings: the tasks run, one fine-tuning recipe per scale ("pretrained" MiniLM, an encoder
+    trained from "scratch" of size width x layers), the tokens per example and the dev examples scored."""
+    tasks: tuple[str, ...]  # of `repro.data.glue.TASKS`, in its order
     max_length: int
     dev_size: int | None  # a fixed random subset of each dev set; None: all of it
     eval_batch: int
@@ -323,7 +333,13 @@ class GlueSettings(Settings):
     scratch_steps: int | None = None
     scratch_epochs: int | None = None
     fpsa_max_iterations: int | None = None  # None: FixedPointAttentionConfig's default
-    curve_steps: int | None = None  # the competence curves' length (`competence_curve`); None: no curve
+    swap_at_inference: bool = True  # score the vanilla-trained weights with FPSA swapped in too (`arms`' `swapped`)
+
+    def __post_init__(self):
+        super().__post_init__()
+        unknown = [task for task in self.tasks if task not in glue.TASKS]
+        if unknown or not self.tasks:
+            raise ValueError(f"tasks must be a non-empty selection of {list(glue.TASKS)}; got {list(self.tasks)}")
 
     def recipe(self, scale: str) -> tuple[int | None, int, float]:
         """(steps, batch, learning rate) of the scale's fine-tune."""
@@ -337,10 +353,11 @@ class GlueSettings(Settings):
 
 
 def glue_design(settings: GlueSettings, scale: str, task: str, seed: int, train_set: tuple, dev_set: tuple,
-                device: torch.device, checkpoint: Callable[..., Path | None] = lambda *key: None) -> Design:
+                device: torch.device, checkpoint: Callable[..., Path | None] = lambda *key: None,
+                validate: Callable[[nn.Module], dict] | None = None) -> Design:
     """The arms of one (scale, task, seed): the model drawn from the seed "glue-model" (scale, task, seed), batches
     from "glue-batches" (task, seed), linear warm-up over 10% of the steps; `checkpoint(scale, task, variant, seed)`
-    names a run's checkpoint."""
+    names a run's checkpoint, `validate` scores the vanilla arm's learning curve (`glue_validation_score`)."""
     steps, batch, lr = settings.recipe(scale)
     labels = glue.task(task).outputs
     size = dict(width=settings.width, layers=settings.layers, heads=settings.heads, mlp_hidden=settings.mlp_hidden)
@@ -355,7 +372,7 @@ def glue_design(settings: GlueSettings, scale: str, task: str, seed: int, train_
                   config=TrainConfig(steps=steps, lr=lr, warmup_steps=max(1, steps // 10), seed=seed),
                   eval_set=dev_set[:3], eval_batch=settings.eval_batch, forward=sequence_logits, device=device,
                   checkpoint=lambda variant: checkpoint(scale, task, variant, seed),
-                  label=f"{scale} {task} seed {seed}")
+                  label=f"{scale} {task} seed {seed}", validate=validate)
 
 
 def glue_row(arm: Arm, scale: str, task: str, seed: int, labels) -> dict:
@@ -364,16 +381,6 @@ def glue_row(arm: Arm, scale: str, task: str, seed: int, labels) -> dict:
     return {"scale": scale, "variant": arm.variant, "task": task, "seed": seed, "parameters": arm.parameters,
             **glue.metrics(task, labels, arm.prediction.outputs[0].numpy()), "train seconds": arm.train_seconds,
             "eval seconds": arm.prediction.seconds, **spend_by_layer(arm.prediction.solver)}
-
-
-GATED_TASKS = {"SST-2": ("vanilla_sst2", "accuracy"), "STS-B": ("vanilla_stsb", "pearson")}
-"""The tasks a competence gate of S1 and S7 reads, with its gate's key and the metric it reads."""
-
-
-def glue_gate(task: str) -> Gate:
-    """The competence gate on `task` as S1.glue_mechanism pre-registers it (S7.glue shares it)."""
-    key, _ = GATED_TASKS[task]
-    return gate_of("S1.glue_mechanism", key)
 
 
 def validation_split(table: pd.DataFrame, size: int, task: str) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -388,20 +395,27 @@ def validation_split(table: pd.DataFrame, size: int, task: str) -> tuple[pd.Data
 
 
 def glue_validation_score(task: str, validation: tuple, batch_size: int, device: torch.device = torch.device("cpu")):
-    """The competence curve's score of `task`: {"validation <metric>": the gate's metric (x 100) on the encoded
-    `validation` split}."""
-    _, metric = GATED_TASKS[task]
+    """The learning curve's score of `task`: {"validation score": the task's score (x 100, the mean of its official
+    metrics, as on the dev set) and "validation <metric>" of each metric, on the encoded `validation` split}."""
 
     def score(model: nn.Module) -> dict:
         outputs = predict(model, validation[:3], batch_size, sequence_logits, device).outputs[0]
-        return {f"validation {metric}": glue.metrics(task, validation[3].numpy(), outputs.numpy())[metric]}
+        metrics = glue.metrics(task, validation[3].numpy(), outputs.numpy())
+        return {"validation score": metrics["score"]} | {f"validation {metric}": metrics[metric]
+                                                         for metric in glue.task(task).metrics}
     return score
 
 
-def glue_competence_budget(task: str, seed: int, curve: TrainResult, steps: int) -> Projection:
-    """`competence_budget` of `task`'s gate from its vanilla competence curve of `seed`."""
-    return competence_budget(f"vanilla {task} validation {GATED_TASKS[task][1]}", f"validation {GATED_TASKS[task][1]}",
-                             glue_gate(task), seed, curve, steps)
+def glue_competence_budget(scale: str, task: str, trainings: dict[int, TrainResult]) -> Projection:
+    """What would let `task`'s competence level (`repro.claims.GLUE_LEVELS`) pass where the paired runs fail it: the
+    steps at which the vanilla arms' validation curves (seed -> its `TrainResult`) project to the level on every seed,
+    at their measured seconds per step (their validation scorings included)."""
+    metric, level = GLUE_LEVELS[task]
+    steps = {training.history[-1]["step"] for training in trainings.values()}
+    seconds = sum(training.wall_seconds for training in trainings.values()) / len(trainings) / steps.pop()
+    return project_histories(f"{scale} vanilla {task} validation {metric}",
+                             {seed: training.history for seed, training in trainings.items()},
+                             f"validation {metric}", level, True, seconds)
 
 
 def squad_validation_score(windows, examples: list, batch_size: int, device: torch.device = torch.device("cpu")):
