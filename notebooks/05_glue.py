@@ -272,16 +272,8 @@ study.table("fpsa_minus_vanilla", gains.round(3))
 largest = gains.loc["pretrained", "delta"].idxmax()  # the task S7 is decided on; its interval is corrected for all
 
 
-def competence(scale: str) -> float | None:
-    """The gate `vanilla_competent` of `scale`: the lowest margin of its vanilla model over the tasks' levels."""
-    vanilla = results[(results["scale"] == scale) & (results["variant"] == VANILLA)]
-    margins = [vanilla.loc[vanilla["task"] == task, metric].mean() - level
-               for task, (metric, level) in GLUE_LEVELS.items() if task in TASKS]
-    return min(margins) if margins else None
-
-
 def gates(scale: str) -> dict:
-    return {"vanilla_competent": competence(scale), "full_dev": (sizes["dev scored"] / sizes["dev"]).min(),
+    return {"vanilla_competent": ft.glue_competence(results, scale), "full_dev": (sizes["dev scored"] / sizes["dev"]).min(),
             # the trained FPSA rows: their mean over (task, seed) is the mean over seeds of each seed's task mean
             "fpsa_converges": iterations.loc[(scale, FPSA), "at cap"]}
 
@@ -298,9 +290,10 @@ def scale_note(scale: str) -> str:
 
 deviations = ("self-minilm-backbone", "glue-recipe", "glue-validation-split", "glue-five-tasks", "self-solver-settings",
               "self-neumann-gradient", "self-post-ln-loop", "self-injected-map", "self-example-stop")
-deviations += (("glue-dev-subset",) if S.dev_size else ()) + (("glue-cpu-tasks",) if len(TASKS) < len(ALL_TASKS) else ())
+deviations += ((("glue-dev-subset",) if S.dev_size else ())
+               + (("glue-cpu-tasks",) if len(TASKS) < len(ALL_TASKS) else ()))
 pipeline = (ft.glue_design, ft.arms, ft.fine_tune, ft.predict, glue.metrics, spend, ft.differences, ft.validation_split,
-            ft.glue_validation_score, ft.glue_competence_budget)
+            ft.glue_validation_score, ft.glue_competence_budget, ft.glue_competence)
 for claim_id, scale in (("S1.glue_mechanism", "pretrained"), ("S1.glue_scratch", "scratch")):
     study.claim(claim_id, parts={scale: deltas[scale]}, gates=gates(scale),
                 evidence=f"FPSA {ft.cell(average.loc[(scale, FPSA)])} vs vanilla {ft.cell(average.loc[(scale, VANILLA)])}, "

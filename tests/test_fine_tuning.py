@@ -260,3 +260,19 @@ def test_a_glue_competence_budget_projects_every_seeds_validation_curve_to_the_t
     assert ft.glue_competence_budget("scratch", "STS-B", {0: run(100), 1: run(100)}).measured
     with pytest.raises(KeyError):
         ft.glue_competence_budget("pretrained", "CoLA", {0: run(0)})  # no level: nothing to project to
+
+
+def test_glue_competence_is_the_lowest_margin_of_a_scales_vanilla_model_over_the_tasks_with_a_level():
+    """STS-B Pearson 82 and 78 (mean 80, margin 0) and MRPC F1 86 (margin +1); CoLA has no level; FPSA and the other
+    scale are never read."""
+    rows = [dict(scale="pretrained", variant=VANILLA, task="STS-B", pearson=82.0, seed=0),
+            dict(scale="pretrained", variant=VANILLA, task="STS-B", pearson=78.0, seed=1),
+            dict(scale="pretrained", variant=VANILLA, task="MRPC", f1=86.0, seed=0),
+            dict(scale="pretrained", variant=VANILLA, task="CoLA", mcc=5.0, seed=0),
+            dict(scale="pretrained", variant=FPSA, task="STS-B", pearson=10.0, seed=0),
+            dict(scale="scratch", variant=VANILLA, task="STS-B", pearson=10.0, seed=0)]
+    results = pd.DataFrame(rows)
+    assert ft.glue_competence(results, "pretrained") == 0.0
+    assert ft.glue_competence(results[results.task != "STS-B"], "pretrained") == 1.0
+    assert ft.glue_competence(results, "scratch") == -70.0
+    assert ft.glue_competence(results[results.task == "CoLA"], "pretrained") is None

@@ -406,6 +406,16 @@ def glue_validation_score(task: str, validation: tuple, batch_size: int, device:
     return score
 
 
+def glue_competence(results: pd.DataFrame, scale: str) -> float | None:
+    """The gate `vanilla_competent` of `scale` (S1, S7): over the tasks in `results` (`glue_row`s) that have a
+    competence level (`repro.claims.GLUE_LEVELS`), the lowest of the vanilla model's metric, mean over seeds, minus
+    the level; None where no task run has a level (the gate is then unmeasured)."""
+    vanilla = results[(results["scale"] == scale) & (results["variant"] == VANILLA)]
+    margins = [vanilla.loc[vanilla["task"] == task, metric].mean() - level
+               for task, (metric, level) in GLUE_LEVELS.items() if (vanilla["task"] == task).any()]
+    return min(margins) if margins else None
+
+
 def glue_competence_budget(scale: str, task: str, trainings: dict[int, TrainResult]) -> Projection:
     """What would let `task`'s competence level (`repro.claims.GLUE_LEVELS`) pass where the paired runs fail it: the
     steps at which the vanilla arms' validation curves (seed -> its `TrainResult`) project to the level on every seed,
