@@ -23,7 +23,8 @@
 # same pretrained weights, does FPSA answer SQuAD v1.1 questions better than vanilla attention? Three rows per seed:
 # - **vanilla**: the span extractor fine-tuned and evaluated with ordinary attention;
 # - **FPSA**: the same, with every self-attention swapped to FPSA before fine-tuning (`FixedPointAttentionConfig()`
-#   defaults: damping 0.5, tolerance 1e-3, at most 8 evaluations per layer, 4-step Neumann gradient; no new parameters);
+#   defaults: Anderson acceleration over 5 iterates, tolerance 1e-3, at most 32 evaluations per layer, 4-step Neumann
+#   gradient; no new parameters);
 # - **vanilla-trained, FPSA at inference**: the vanilla model with FPSA swapped in after training (no training of its own).
 #
 # **Data.** Only SQuAD v1.1's dev set is available here (10,570 questions on 48 Wikipedia articles). It is split once by
@@ -153,7 +154,7 @@ study.table("data", sizes_table(parts))
 # `repro.experiments.fine_tuning.arms` runs the three rows of a seed: the batches are `ShuffledBatches` of the training
 # windows seeded by the run's seed, so the two attentions of a seed see identical batches; the answer head is initialised
 # under a seed derived from the run's seed, identical too. Evaluation runs every held-out window once, in file order, and
-# records, for FPSA, the evaluations of f per layer and window (1 = the vanilla step only; the cap is 8).
+# records, for FPSA, the evaluations of f per layer and window (1 = the vanilla step only; the cap is 32).
 
 # %%
 def design_of(seed: int) -> ft.Design:

@@ -38,8 +38,9 @@
 # 8×8 patches and the question's words in one pre-LN encoder, the answer read from a CLS token) for VQA, and a **dual encoder**
 # (CLIP: an image tower and a text tower, unit embeddings, learned temperature, symmetric contrastive loss) for retrieval. Each is
 # trained twice per seed from the same initial weights on the same batches: with vanilla attention (the CLIP-/FLAVA-style baseline)
-# and with every attention swapped to FPSA (`swap_self_attention`, default `FixedPointAttentionConfig`: damping 0.5, stop at relative
-# residual 10⁻³ or 8 evaluations, 4-step Neumann gradient). The swap adds no parameter, so the parameters are matched exactly.
+# and with every attention swapped to FPSA (`swap_self_attention`, default `FixedPointAttentionConfig`: Anderson acceleration over 5
+# iterates, stop at relative residual 10⁻³ or 32 evaluations, 4-step Neumann gradient). The swap adds no parameter, so the
+# parameters are matched exactly.
 
 # %% tags=["parameters"]
 PROFILE = "auto"          # auto | smoke | cpu | gpu | paper
@@ -205,7 +206,7 @@ study.table("competence_curves", competence_curves.set_index(["task", "step"]))
 #
 # Mean ± std over seeds of test accuracy; "FPSA − vanilla" is paired by seed. Next to them, the question-only baseline (no image).
 # For FPSA, "evaluations per layer" is the mean number of attention evaluations of a question per layer (1 = vanilla attention; the
-# cap is 8 outside the smoke profile) and "unconverged" the fraction of (question, layer) solves that hit the cap above tolerance.
+# cap is 32 outside the smoke profile) and "unconverged" the fraction of (question, layer) solves that hit the cap above tolerance.
 # Read the paired column against its spread, and the vanilla column against the question-only one: a type where vanilla does not
 # clear the baseline is one the models did not learn to read from the image.
 
