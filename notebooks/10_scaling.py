@@ -72,20 +72,23 @@ SETTINGS = ScalingSettings.per_profile(
                text_repeats=1, warmup=0, minilm_lengths=[16, 32, 64], minilm_batch=1,
                encoder=dict(layers=1, width=32, heads=2, mlp_hidden=64), encoder_lengths=[16, 32, 64],
                encoder_batch=1, sweep_repeats=1,
-               memory_caps=[1, 2, 4], memory_batch=1, memory_length=16),
+               memory_caps=[1, 2, 4], memory_batch=1, memory_length=16, neumann_terms=[2]),
     cpu=dict(seeds=[0], sst2=64, stsb=64, squad=12, max_tokens=256, batch=16, damped_cap=8, budget_cap=128,
              text_repeats=2, warmup=0, minilm_lengths=LENGTHS[:4], minilm_batch=2, encoder=dict(layers=1),
              encoder_lengths=LENGTHS, encoder_batch=1, sweep_repeats=2,
-             memory_caps=[1, 2, 4, 8, 16, 32], memory_batch=2, memory_length=64),
+             memory_caps=[1, 2, 4, 8, 16, 32], memory_batch=2, memory_length=64,
+             neumann_terms=[1, 2, 8, 16]),
     gpu=dict(seeds=[0], sst2=872, stsb=1500, squad=1024, max_tokens=512, batch=64, damped_cap=8, budget_cap=128,
              text_repeats=5, warmup=2, minilm_lengths=LENGTHS[:4], minilm_batch=32, encoder=dict(layers=6),
              encoder_lengths=LENGTHS, encoder_batch=8, sweep_repeats=10,
-             memory_caps=[1, 2, 4, 8, 16, 32], memory_batch=16, memory_length=128),
+             memory_caps=[1, 2, 4, 8, 16, 32], memory_batch=16, memory_length=128,
+             neumann_terms=[1, 2, 8, 16]),
     paper=dict(seeds=[0], sst2=872, stsb=1500, squad=2067, max_tokens=512, batch=64, damped_cap=8, budget_cap=128,
                text_repeats=20, warmup=3, minilm_lengths=LENGTHS[:4], minilm_batch=64,
                encoder=dict(layers=12, width=768, heads=12, mlp_hidden=3072), encoder_lengths=LENGTHS + [8192],
                encoder_batch=16, sweep_repeats=30,
-               memory_caps=[1, 2, 4, 8, 16, 32, 64], memory_batch=32, memory_length=384))
+               memory_caps=[1, 2, 4, 8, 16, 32, 64], memory_batch=32, memory_length=384,
+               neumann_terms=[1, 2, 8, 16]))
 study = Study("10_scaling", PROFILE, SETTINGS, RESULTS_DIR, FIGURES_DIR, CHECKPOINT_DIR,
               seeds={"text_sample": 0, "encoder_init_and_tokens": 0, "dropout": 0})
 S, device = study.settings, study.device
@@ -201,7 +204,8 @@ study.table("slopes", slopes).round(3)
 # excluded (deterministic, the same on every device up to the attention kernel's own buffers); on CUDA the peak
 # allocation of the step is measured as well. Vanilla MiniLM is the reference line. The same batch then checks every
 # gradient mode against backpropagation through a long damped unrolled solve (the Neumann row is the gate of
-# S6.memory), with the per-example outcomes of its adjoint solves (converged, stalled above the tolerance, diverged).
+# S6.memory), with the per-example outcomes of its adjoint solves (converged, stalled above the tolerance, diverged),
+# and the Neumann series at other lengths: the rows that say what the gate would ask of it (they decide nothing).
 
 
 # %%
@@ -209,7 +213,7 @@ memory_inputs = sc.text_windows(stream, tokenizer, S.memory_length, S.memory_bat
 with study.timed("training memory"):
     memory = sc.memory_sweep(vanilla, memory_inputs, S.memory_caps, S.seed, device)
     # Gate of S6.memory: on the same batch, over all parameters, in float64 (22M terms).
-    cosines = sc.gradient_cosines(vanilla, memory_inputs, max(S.memory_caps))
+    cosines = sc.gradient_cosines(vanilla, memory_inputs, max(S.memory_caps), S.neumann_terms)
 display(cosines.round(4))  # quoted in S6.memory's evidence
 on_cuda = device.type == "cuda"
 study.figure(sc.memory_figure(memory, S, on_cuda), "training_memory")

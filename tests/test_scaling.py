@@ -20,7 +20,7 @@ DAMPED = "FPSA, damped 0.5, cap 4"
 TINY = dict(seeds=[0], sst2=3, stsb=2, squad=1, max_tokens=24, batch=2, damped_cap=4, budget_cap=40, text_repeats=1,
             warmup=0, minilm_lengths=[8, 16], minilm_batch=1, encoder=dict(layers=1, width=16, heads=2, mlp_hidden=32),
             encoder_lengths=[8, 16], encoder_batch=1, sweep_repeats=1, memory_caps=[1, 2], memory_batch=1,
-            memory_length=8)
+            memory_length=8, neumann_terms=[2])
 
 
 @pytest.fixture(scope="module")
@@ -162,11 +162,26 @@ def test_the_memory_sweep_keeps_neumann_memory_flat_and_unrolled_growing(bert, t
     assert list(growth["growth"].index) == [2, 4] and growth["growth"].abs().max() < 0.05
     assert growth["unrolled growth"] > 0.5
     assert not bert.training  # measured on copies
-    cosines = sc.gradient_cosines(bert, inputs, 2)
-    assert list(cosines.index) == list(GRADIENTS) and (cosines["reference cap"] == 8).all()
+    cosines = sc.gradient_cosines(bert, inputs, 2, neumann_terms=(1, sc.DEFAULT.neumann_steps, 8))
+    assert list(cosines.index) == [*GRADIENTS, "neumann, 1 terms", "neumann, 8 terms"]  # the default's row once
+    assert (cosines["reference cap"] == 8).all()
     assert cosines.cosine.between(-1, 1).all() and cosines.at["neumann", "cosine"] > 0.5
+    assert cosines["neumann terms"].tolist()[1:2] + cosines["neumann terms"].tolist()[4:] == [4, 1, 8]
     assert (cosines[["adjoint converged", "adjoint stalled", "adjoint diverged"]].sum(axis=1)
-            == [0, 4, 4, 0]).all()  # layers x examples for the adjoint modes, none for phantom and unrolled
+            == [0, 4, 4, 0, 4, 4]).all()  # layers x examples for the adjoint modes, none for phantom and unrolled
+
+
+@pytest.mark.parametrize("by_terms, expected", [
+    ({1: 0.90, 4: 0.94, 8: 0.96, 16: 0.97}, "the gate would pass with 8 Neumann terms (the default has 4; cosine by "
+                                            "terms 1: 0.9000, 4: 0.9400, 8: 0.9600, 16: 0.9700)"),
+    ({1: 0.90, 4: 0.94, 8: 0.93}, "no Neumann series of 1-8 terms passes the gate (cosine by terms 1: 0.9000, "
+                                  "4: 0.9400, 8: 0.9300; best 0.9400 at 4)"),
+])
+def test_the_neumann_budget_names_the_fewest_passing_terms_or_none(by_terms, expected):
+    names = {4: "neumann"} | {k: f"neumann, {k} terms" for k in by_terms if k != 4}
+    cosines = pd.DataFrame([{"gradient": names[k], "neumann terms": k, "cosine": c} for k, c in by_terms.items()]
+                           + [{"gradient": "implicit", "neumann terms": None, "cosine": 0.999}]).set_index("gradient")
+    assert sc.neumann_budget(cosines, 0.95) == expected
 
 
 def test_an_implicit_step_whose_adjoint_diverges_is_a_row_not_a_crash(bert, tokenizer, settings, monkeypatch):
@@ -202,9 +217,11 @@ def test_memory_evidence_quotes_the_spread_growth_and_cosines(settings):
                                         "implicit", "phantom"],
                            "cap": [1, 1, 4, 1, 4, 1, 4, 4], "saved MiB": [1.0, 2.0, 2.2, 2.0, 5.0, 2.1, float("nan"), 2.3],
                            "outcome": ["ok"] * 6 + ["adjoint missed its tolerance", "ok"]})
-    cosines = pd.DataFrame({"gradient": ["neumann", "implicit"], "cosine": [0.99, 0.3], "norm ratio": [1.0, 3.0],
-                            "cap": 4, "reference cap": 16, "reference residual": 1e-7}).set_index("gradient")
+    cosines = pd.DataFrame({"gradient": ["neumann", "implicit"], "neumann terms": [4, None], "cosine": [0.99, 0.3],
+                            "norm ratio": [1.0, 3.0], "cap": 4, "reference cap": 16,
+                            "reference residual": 1e-7}).set_index("gradient")
     text = sc.memory_evidence(memory, cosines, settings)
     assert "neumann varies by 10.0%" in text and "unrolled grows by 150% (2.0 -> 5.0 MiB)" in text
     assert "implicit 2.1 MiB; phantom 2.3 MiB; vanilla attention 1.0 MiB; implicit: adjoint missed its tolerance at caps [4]" in text
     assert "16 damped evaluations" in text and "neumann 0.9900 (norm 1.00), implicit 0.3000 (norm 3.00)" in text
+    assert text.endswith("the gate would pass with 4 Neumann terms (the default has 4; cosine by terms 4: 0.9900)")

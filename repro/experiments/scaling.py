@@ -14,8 +14,9 @@ assembles them:
   the share of solves stopped at the cap beside it;
 - `text_windows` and `random_tokens` feed `repro.cost.length_sweep`, `slopes_table` fits the power laws;
 - `memory_sweep` measures one training step per gradient and cap at tolerance 0 (an implicit adjoint that misses its
-  tolerance is a row "adjoint missed its tolerance"), `gradient_cosines` checks every gradient mode against backpropagation
-  through a long unrolled damped solve, `memory_growth` reads the claim's parts (the Neumann gradient's memory).
+  tolerance is a row "adjoint missed its tolerance"), `gradient_cosines` checks every gradient mode (and the Neumann
+  series at other lengths: `neumann_budget`) against backpropagation through a long unrolled damped solve,
+  `memory_growth` reads the claim's parts (the Neumann gradient's memory).
 """
 
 import copy
@@ -29,6 +30,7 @@ import torch
 from torch import nn
 
 from repro import plots
+from repro.claims import gate_of
 from repro.cost import PowerLaw, fit_power_law, forward_cost, training_memory
 from repro.data import glue, squad
 from repro.data.batches import in_order
@@ -76,6 +78,7 @@ class ScalingSettings(Settings):
     memory_caps: tuple[int, ...]  # iteration caps of the training-memory sweep
     memory_batch: int
     memory_length: int  # tokens per window of the training step
+    neumann_terms: tuple[int, ...]  # Neumann series lengths the gradient check tries beside the default's
 
     def __post_init__(self):
         super().__post_init__()
@@ -351,26 +354,45 @@ def parameter_gradient(model: nn.Module, inputs: dict, config: FixedPointAttenti
     return torch.cat([(torch.zeros_like(p) if g is None else g).flatten() for p, g in zip(parameters, grads)]).double()
 
 
-def gradient_cosines(vanilla: nn.Module, inputs: dict, cap: int) -> pd.DataFrame:
+def gradient_cosines(vanilla: nn.Module, inputs: dict, cap: int, neumann_terms: tuple[int, ...] = ()) -> pd.DataFrame:
     """The gate of S6.memory (a constant memory is worth nothing for a wrong gradient): one row per gradient mode at
     the default solver, tolerance 0 and `cap` evaluations, with its cosine and norm ratio against backpropagation
     through 4 x `cap` damped evaluations (the reference; its largest final residual is reported beside it) and the
-    per-example adjoint outcomes of its backward (implicit recorded, not raised). Eval mode, so that no dropout mask
-    separates the runs."""
+    per-example adjoint outcomes of its backward (implicit recorded, not raised). Then one row "neumann, k terms" per
+    `neumann_terms` count other than the default's: the series length at which the gate would pass, if any
+    (`neumann_budget`). Eval mode, so that no dropout mask separates the runs."""
     model = swap_bert_attention(copy.deepcopy(vanilla).eval(), DEFAULT)
     reference = parameter_gradient(model, inputs, replace(DEFAULT, solver="damped", tol=0.0, max_iterations=4 * cap,
                                                           gradient="unrolled"))
     reference_residual = fixed_point_aux(model)["residuals"].max().item()
+    modes = {gradient: (gradient, DEFAULT.neumann_steps) for gradient in GRADIENTS}
+    modes |= {f"neumann, {k} terms": ("neumann", k) for k in neumann_terms if k != DEFAULT.neumann_steps}
     rows = []
-    for gradient in GRADIENTS:
+    for name, (gradient, terms) in modes.items():
         grad = parameter_gradient(model, inputs, replace(DEFAULT, tol=0.0, max_iterations=cap, gradient=gradient,
-                                                         adjoint_failure="record"))
+                                                         neumann_steps=terms, adjoint_failure="record"))
         counts = pd.DataFrame(adjoint_counts(model))[["converged", "stalled", "diverged"]].sum().to_dict()
-        rows.append({"gradient": gradient, "cap": cap, "cosine": torch.nn.functional.cosine_similarity(
-            grad, reference, dim=0).item(), "norm ratio": (grad.norm() / reference.norm()).item(),
-            "reference cap": 4 * cap, "reference residual": reference_residual,
-            **{f"adjoint {outcome}": n for outcome, n in counts.items()}})
+        rows.append({"gradient": name, "neumann terms": terms if gradient == "neumann" else None, "cap": cap,
+                     "cosine": torch.nn.functional.cosine_similarity(grad, reference, dim=0).item(),
+                     "norm ratio": (grad.norm() / reference.norm()).item(), "reference cap": 4 * cap,
+                     "reference residual": reference_residual,
+                     **{f"adjoint {outcome}": n for outcome, n in counts.items()}})
     return pd.DataFrame(rows).set_index("gradient")
+
+
+def neumann_budget(cosines: pd.DataFrame, threshold: float) -> str:
+    """What the gate `gradient_accurate` (cosine >= `threshold`) would ask of the Neumann series: the fewest terms
+    among those `gradient_cosines` tried whose cosine passes, or that none does and the best. It decides nothing: the
+    rule reads the default's row."""
+    terms = cosines.dropna(subset="neumann terms").set_index("neumann terms")["cosine"].sort_index()
+    terms.index = terms.index.astype(int)
+    tried = ", ".join(f"{k}: {cosine:.4f}" for k, cosine in terms.items())
+    passing = terms[terms >= threshold]
+    if not passing.empty:
+        return (f"the gate would pass with {passing.index[0]} Neumann terms (the default has {DEFAULT.neumann_steps}; "
+                f"cosine by terms {tried})")
+    return (f"no Neumann series of {terms.index.min()}-{terms.index.max()} terms passes the gate (cosine by terms "
+            f"{tried}; best {terms.max():.4f} at {terms.idxmax()})")
 
 
 def memory_growth(memory: pd.DataFrame) -> dict:
@@ -386,8 +408,8 @@ def memory_growth(memory: pd.DataFrame) -> dict:
 
 def memory_evidence(memory: pd.DataFrame, cosines: pd.DataFrame, settings: ScalingSettings) -> str:
     """The S6.memory evidence: the spread of the Neumann gradient's memory over the caps, the growth of the unrolled
-    one, the largest memory of every other gradient (or how many of its steps diverged), and the cosines of every
-    mode (`gradient_cosines`)."""
+    one, the largest memory of every other gradient (or how many of its steps diverged), the cosines of every mode
+    (`gradient_cosines`) and what the gate would ask of the Neumann series (`neumann_budget`)."""
     growth = memory_growth(memory)
     ok = memory[memory.outcome == "ok"].groupby("gradient")["saved MiB"].max()
     missed = memory[memory.outcome == "adjoint missed its tolerance"].groupby("gradient")["cap"].apply(list)
@@ -399,7 +421,8 @@ def memory_evidence(memory: pd.DataFrame, cosines: pd.DataFrame, settings: Scali
             f"{growth['unrolled growth']:.0%} ({' -> '.join(f'{v:.1f}' for v in growth['unrolled MiB'])} MiB); "
             f"{others}; cosine with backpropagation through {int(cosines['reference cap'].iloc[0])} damped evaluations "
             f"(eval mode, all parameters; reference residual {cosines['reference residual'].iloc[0]:.1e}) at cap "
-            f"{int(cosines['cap'].iloc[0])}: {', '.join(row(g) for g in cosines.index)}")
+            f"{int(cosines['cap'].iloc[0])}: {', '.join(row(g) for g in cosines.index)}; "
+            + neumann_budget(cosines, gate_of("S6.memory", "gradient_accurate").threshold))
 
 
 def memory_figure(memory: pd.DataFrame, settings: ScalingSettings, on_cuda: bool):
