@@ -272,7 +272,10 @@ scale = (f"profile {study.profile}, {len(S.seeds)} seeds, {S.steps} steps, M = {
          + ", ".join(f"{n} {k}" for n, k in learned.items()) + "; steps to criterion per seed (nan: never): "
          + "; ".join(f"{n} {criterion[n]}" for n in LOOPS))
 missing = [n for n in LOOPED if n not in LOOPS]
-unmeasured = f"; not run in this profile (budget), so parts that need them are not measured: {missing}" if missing else ""
+per_run = walls[walls.model.isin(LOOPS)].train_seconds.mean() / 60  # what running the missing configurations would cost
+unmeasured = (f"; not run in this profile (budget), so parts that need them are not measured: {missing}; running them "
+              f"takes about {len(missing) * len(S.seeds) * per_run:.0f} core-minutes of training more ({len(S.seeds)} "
+              f"seeds each at the {per_run:.1f} min a looped run took here)") if missing else ""
 CLAIMS = {
     "L1.prefix_sums": ({"extrapolation_deficit": looped.minus(over(RECALL_NORM_ON, "extrapolation", "mean"),
                                                               over(NO_RECALL, "extrapolation", "mean"))},
