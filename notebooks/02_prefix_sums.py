@@ -49,6 +49,7 @@ CHECKPOINT_DIR = ""       # a folder (from the repository root) to checkpoint ev
 # %%
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 from IPython.display import display
 
@@ -237,8 +238,9 @@ correlations.to_frame()
 # *Extrapolation* = mean exact match over the longer test lengths at T = max(10M, 2n); "reached" = residual under 10⁻³. Every quantity is
 # measured once per seed, from the per-(configuration, seed) stability table. The decision rules are pre-registered in
 # `repro/claims.py`:
-# - **L1.prefix_sums**, part `extrapolation_deficit`: extrapolation of the recall + outer norm configurations minus that of the
-#   no-recall configurations (means over configurations), per seed, at least 0.10;
+# - **L1.prefix_sums**, part `input_dependence`: log2 of the sensitivity of the recall + outer norm configurations over that of
+#   the no-recall configurations (means over configurations), per seed, at least 1 (twice as input-dependent); part
+#   `extrapolation_deficit`: their extrapolation minus that of the no-recall configurations, per seed, at least 0.10;
 # - **L2.prefix_sums**, part `reached`: share of strings reached at 10M, mean over the recall + outer norm configurations, per
 #   seed, at least 0.90; part `attracting`: spectral radius, max over those configurations, per seed, at most 1.0; part
 #   `best_extrapolation`: best extrapolation among those configurations minus the best among the other looped ones, per seed,
@@ -265,8 +267,9 @@ trained = finals[(finals.read_at == "T = M") & (finals.length == S.train_length)
 learned = looped.seeds_reaching(trained.bit_accuracy, RECALL_NORM_ON, 0.99)
 gates = {"recall_learns": min(learned.values())}
 describe = lambda names: looped.describe_configurations(measures, names, {
-    "extrapolation": "extrapolation", "reached @10M": "reached", "path spread": "path spread",
-    "spectral radius": "rho"})
+    "extrapolation": "extrapolation", "reached @10M": "reached", "sensitivity": "sensitivity",
+    "path spread": "path spread", "spectral radius": "rho"})
+log2_ratio = lambda a, b: None if a is None or b is None else np.log2(a / b)  # None: not measured
 scale = (f"profile {study.profile}, {len(S.seeds)} seeds, {S.steps} steps, M = {M}, models {', '.join(LOOPS)}, tested on "
          f"{LONGER} bits at max(10M, 2n) iterations; seeds with per-bit accuracy ≥ 0.99 at the training length, T = M: "
          + ", ".join(f"{n} {k}" for n, k in learned.items()) + "; steps to criterion per seed (nan: never): "
@@ -277,7 +280,9 @@ unmeasured = (f"; not run in this profile (budget), so parts that need them are 
               f"takes about {len(missing) * len(S.seeds) * per_run:.0f} core-minutes of training more ({len(S.seeds)} "
               f"seeds each at the {per_run:.1f} min a looped run took here)") if missing else ""
 CLAIMS = {
-    "L1.prefix_sums": ({"extrapolation_deficit": looped.minus(over(RECALL_NORM_ON, "extrapolation", "mean"),
+    "L1.prefix_sums": ({"input_dependence": log2_ratio(over(RECALL_NORM_ON, "sensitivity", "mean"),
+                                                   over(NO_RECALL, "sensitivity", "mean")),
+                        "extrapolation_deficit": looped.minus(over(RECALL_NORM_ON, "extrapolation", "mean"),
                                                               over(NO_RECALL, "extrapolation", "mean"))},
                        describe(NO_RECALL + RECALL_NORM_ON)),
     "L2.prefix_sums": ({"reached": over(RECALL_NORM_ON, "reached @10M", "mean"),
@@ -300,5 +305,6 @@ PIPELINE = (looped.train_zoo, looped.read_every_iteration, looped.read_at, loope
 for claim_id, (parts, evidence) in CLAIMS.items():
     study.claim(claim_id, parts=parts, gates=gates, evidence=f"{scale}{unmeasured}; {evidence}", pipeline=PIPELINE,
                 deviations=("looped-internal-recall", "looped-internal-branch", "looped-relative-position",
-                            "looped-recipe", "looped-train-to-criterion", "prefix-sums-start-marker"))
+                            "looped-recipe", "looped-train-to-criterion", "prefix-sums-start-marker")
+                + (("l1-input-dependence",) if claim_id.startswith("L1") else ()))
 study.write()

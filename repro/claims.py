@@ -432,9 +432,15 @@ PREREGISTRATIONS = (
     # -- Looped: prefix sums (02) --------------------------------------------------------------------------------
     Preregistration(
         "L1.prefix_sums",
-        parts=(_gain("extrapolation_deficit", "extrapolation (exact match on the longer lengths, 64-512 bits, at "
+        # DEVIATION: [l1-input-dependence] judged on what L1 states, input-dependence (the sensitivity of the fixed
+        # point to its input), and on the extrapolation DESIGN.md reads from it; the rule read extrapolation alone.
+        parts=(_gain("input_dependence", "log2 of the sensitivity (fixed-point change per unit change of the input "
+                     "embedding, one bit flipped) of the recall + outer norm configurations over that of the no-recall "
+                     "configurations, means over configurations, per seed: at least twice as input-dependent", 1.0,
+                     "log2 ratio"),
+               _gain("extrapolation_deficit", "extrapolation (exact match on the longer lengths, 64-512 bits, at "
                      "T = max(10M, 2n)) of the recall + outer norm configurations minus that of the no-recall "
-                     "configurations, means over configurations, per seed", 0.10, "exact match"),),
+                     "configurations, means over configurations, per seed", 0.10, "exact match")),
         gates=(PREFIX_SUMS_LEARN,),
     ),
     Preregistration(

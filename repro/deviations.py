@@ -275,6 +275,15 @@ DEVIATIONS: dict[str, Deviation] = {
         "Width, heads, training iterations, optimiser (AdamW, cosine schedule) and steps are ours; the "
         "progressive loss follows Bansal et al. (2022) with alpha = 1 as deep-thinking uses for prefix sums.",
         "No hyperparameters of the paper are reachable; sizes are cut to fit the profile budgets."),
+    "l1-input-dependence": Deviation(
+        "Looped",
+        "L1 (prefix sums) is decided on two parts: the input-dependence of the recall + outer norm configurations "
+        "over that of the no-recall ones (log2 of the ratio of their mean sensitivities, at least 1: twice as "
+        "input-dependent), and their extrapolation deficit (at least 0.10). Before issue 23 it read the "
+        "extrapolation deficit alone (a change of rule, made while the cpu profile runs no no-recall model, so no "
+        "L1 value had been measured under either rule).",
+        "The abstract's L1 is a statement about input-dependence (without recall a looped model 'cannot reach strong "
+        "input-dependence'); poor extrapolation is DESIGN.md's reading of its consequence, so the rule reads both."),
     "prefix-sums-start-marker": Deviation(
         "Looped",
         "Each bit string starts with a START token that carries no label.",
