@@ -26,7 +26,6 @@ import copy
 import statistics
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
-from dataclasses import replace
 from multiprocessing import get_context
 
 import torch
@@ -35,7 +34,7 @@ import repro.nn
 from repro.intercept import execute_intercepted
 from repro.seeding import derive, torch_seed
 from repro.train import learning_rate_factor
-from train_step import PHASES, PROFILE, Trainer, positive
+from train_step import PHASES, PROFILE, Trainer, one_step, positive
 
 LEVERS = ("fused-adamw", "plain-attention", "threads", "lanes")
 RUNS = {"minilm": ("05_glue", "pretrained STS-B seed 0 vanilla"),
@@ -59,10 +58,7 @@ def capture(name: str) -> dict:
         if arguments["description"] == description:
             found.update(arguments)
             raise Captured
-        arguments["config"] = replace(arguments["config"], steps=1, warmup_steps=0, eval_every=0, checkpoint_every=0,
-                                      progress=False)
-        arguments["checkpoint"] = None
-        return train(**arguments)
+        return one_step(train, arguments)
 
     try:
         execute_intercepted(stem, PROFILE, hook)

@@ -188,6 +188,15 @@ def measure(model: nn.Module, loss_fn, data, config, device: torch.device, steps
             "sync_free_host_reads": sync_free_ops.reads - batch_reads.reads}
 
 
+def one_step(train, arguments: dict):
+    """Train a run the benchmark does not time for one step, without evaluations or checkpoints, so that the
+    notebook reaches the runs it does time in seconds."""
+    arguments["config"] = replace(arguments["config"], steps=1, warmup_steps=0, eval_every=0, checkpoint_every=0,
+                                  progress=False)
+    arguments["checkpoint"] = None
+    return train(**arguments)
+
+
 class NotebookDone(Exception):
     """Raised by the training hook once a notebook's last entry is measured: the rest of the notebook is not run."""
 
@@ -206,10 +215,7 @@ def measure_notebook(stem: str, runs: dict[str, tuple[str, int]], warmup: int) -
                                      arguments["device"], steps, warmup)
             if len(measured) == len(runs):
                 raise NotebookDone
-        arguments["config"] = replace(arguments["config"], steps=1, warmup_steps=0, eval_every=0, checkpoint_every=0,
-                                      progress=False)
-        arguments["checkpoint"] = None
-        return train(**arguments)
+        return one_step(train, arguments)
 
     try:
         execute_intercepted(stem, PROFILE, hook)
