@@ -76,19 +76,16 @@ SETTINGS = ScalingSettings.per_profile(
     cpu=dict(seeds=[0], sst2=64, stsb=64, squad=12, max_tokens=256, batch=16, damped_cap=8, budget_cap=128,
              text_repeats=2, warmup=0, minilm_lengths=LENGTHS[:4], minilm_batch=2, encoder=dict(layers=1),
              encoder_lengths=LENGTHS, encoder_batch=1, sweep_repeats=2,
-             memory_caps=[1, 2, 4, 8, 16, 32], memory_batch=2, memory_length=64,
-             neumann_terms=[1, 2, 8, 16]),
+             memory_caps=[1, 2, 4, 8, 16, 32], memory_batch=2, memory_length=64, neumann_terms=[1, 2, 8, 16]),
     gpu=dict(seeds=[0], sst2=872, stsb=1500, squad=1024, max_tokens=512, batch=64, damped_cap=8, budget_cap=128,
              text_repeats=5, warmup=2, minilm_lengths=LENGTHS[:4], minilm_batch=32, encoder=dict(layers=6),
              encoder_lengths=LENGTHS, encoder_batch=8, sweep_repeats=10,
-             memory_caps=[1, 2, 4, 8, 16, 32], memory_batch=16, memory_length=128,
-             neumann_terms=[1, 2, 8, 16]),
+             memory_caps=[1, 2, 4, 8, 16, 32], memory_batch=16, memory_length=128, neumann_terms=[1, 2, 8, 16]),
     paper=dict(seeds=[0], sst2=872, stsb=1500, squad=2067, max_tokens=512, batch=64, damped_cap=8, budget_cap=128,
                text_repeats=20, warmup=3, minilm_lengths=LENGTHS[:4], minilm_batch=64,
                encoder=dict(layers=12, width=768, heads=12, mlp_hidden=3072), encoder_lengths=LENGTHS + [8192],
                encoder_batch=16, sweep_repeats=30,
-               memory_caps=[1, 2, 4, 8, 16, 32, 64], memory_batch=32, memory_length=384,
-               neumann_terms=[1, 2, 8, 16]))
+               memory_caps=[1, 2, 4, 8, 16, 32, 64], memory_batch=32, memory_length=384, neumann_terms=[1, 2, 8, 16]))
 study = Study("10_scaling", PROFILE, SETTINGS, RESULTS_DIR, FIGURES_DIR, CHECKPOINT_DIR,
               seeds={"text_sample": 0, "encoder_init_and_tokens": 0, "dropout": 0})
 S, device = study.settings, study.device
